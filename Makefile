@@ -1,0 +1,47 @@
+# Everything a new machine needs: `make run` opens orders-tui against a broker,
+# `make test` runs lint and the whole test suite against a real broker.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BOOTSTRAP ?= localhost:9092
+
+.PHONY: install broker broker-stop run test lint format bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# Docker when an engine answers (the official apache/kafka image), else the same Kafka
+# version run with the machine's Java by scripts/kafka-local.
+broker:
+	@if docker info >/dev/null 2>&1; then docker compose up -d --wait; \
+	else scripts/kafka-local start; fi
+
+broker-stop:
+	@if docker info >/dev/null 2>&1; then docker compose down; \
+	else scripts/kafka-local stop; fi
+
+run: install broker
+	$(BIN)/orders-tui -b $(BOOTSTRAP) produce
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# The tests start their own broker on free ports (tests/conftest.py).
+test: lint
+	$(BIN)/python -m pytest
+
+bench: install broker
+	$(BIN)/python benchmarks/produce.py -b $(BOOTSTRAP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

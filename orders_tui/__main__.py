@@ -1,0 +1,3 @@
+from orders_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Avro encoding of orders, and decoding of the three wire formats seen on `orders`.
+
+- schemaless: the Avro binary body alone (~55 bytes an order), with the schema from
+  `schemas/order.avsc`. What `orders-tui produce` writes by default.
+- container: a one-record Avro object container file (starts with ``Obj\\x01``), read
+  with the writer schema it embeds. What the original demo wrote for every message.
+- confluent: Confluent's framing, byte 0 then a 4-byte schema id, then the schemaless
+  body. Without a schema registry the body is read with the local schema.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import struct
+from collections.abc import Mapping
+
+import fastavro
+from fastavro.schema import parse_schema
+
+from orders_tui.domain.order import Order
+from orders_tui.domain.schema import order_schema
+
+CONTAINER_MAGIC = b"Obj\x01"
+CONFLUENT_MAGIC = 0
+CONFLUENT_HEADER = struct.Struct(">bI")
+
+
+class WireFormat(enum.StrEnum):
+    SCHEMALESS = "schemaless"
+    CONTAINER = "container"
+    CONFLUENT = "confluent"
+
+
+class DecodeError(ValueError):
+    """The bytes are not an Order in any wire format we read; the message says why."""
+
+
+_PARSED = parse_schema(order_schema())
+_DOUBLE = struct.Struct("<d")
+# The field layout the direct encoder below writes. If schemas/order.avsc ever differs,
+# encoding falls back to fastavro, so the schema file stays the one source of truth.
+_DIRECT_LAYOUT = [("orderId", "string"), ("product", "string"), ("price", "double")]
+
+
+def _zigzag_varint(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _encode_direct(order: Order) -> bytes:
+    """Avro binary of the Order record, written directly: 4x faster than fastavro's
+    schemaless_writer (2.6 us an order, a quarter of the producer's time). Tests check it
+    byte for byte against fastavro."""
+    order_id = order.orderId.encode()
+    product = order.product.encode()
+    return b"".join(
+        (
+            _zigzag_varint(len(order_id)),
+            order_id,
+            _zigzag_varint(len(product)),
+            product,
+            _DOUBLE.pack(order.price),
+        )
+    )
+
+
+def _encode_fastavro(order: Order) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, _PARSED, order.to_dict())
+    return buf.getvalue()
+
+
+def _fields(schema: dict) -> list[tuple[str, object]]:
+    return [(f["name"], f["type"]) for f in schema.get("fields", [])]
+
+
+encode_schemaless = _encode_direct if _fields(_PARSED) == _DIRECT_LAYOUT else _encode_fastavro
+
+
+def encode(
+    order: Order, wire_format: WireFormat = WireFormat.SCHEMALESS, schema_id: int = 1
+) -> bytes:
+    if wire_format is WireFormat.SCHEMALESS:
+        return encode_schemaless(order)
+    if wire_format is WireFormat.CONFLUENT:
+        return CONFLUENT_HEADER.pack(CONFLUENT_MAGIC, schema_id) + encode_schemaless(order)
+    buf = io.BytesIO()
+    fastavro.writer(buf, _PARSED, [order.to_dict()])
+    return buf.getvalue()
+
+
+def detect_format(data: bytes) -> WireFormat:
+    if data.startswith(CONTAINER_MAGIC):
+        return WireFormat.CONTAINER
+    # A schemaless order starts with the orderId's length; only an empty orderId gives a
+    # 0 byte, so a leading 0 is read as Confluent's magic byte.
+    if data[:1] == b"\x00":
+        return WireFormat.CONFLUENT
+    return WireFormat.SCHEMALESS
+
+
+def decode(data: bytes | None) -> Order:
+    """Decode an order in any supported wire format, or raise DecodeError saying why."""
+    if not data:
+        raise DecodeError("empty value: no bytes to decode")
+    wire_format = detect_format(data)
+    try:
+        if wire_format is WireFormat.CONTAINER:
+            return _decode_container(data)
+        if wire_format is WireFormat.CONFLUENT:
+            if len(data) < CONFLUENT_HEADER.size + 1:
+                raise DecodeError(
+                    f"truncated Confluent frame: {len(data)} bytes, the header alone is 5"
+                )
+            return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
+        return _decode_schemaless(data, 0, "schemaless Avro")
+    except DecodeError:
+        raise
+    except EOFError:
+        raise DecodeError(
+            f"truncated or not an Order ({wire_format} Avro): the value ends mid-record"
+        ) from None
+    except UnicodeDecodeError:
+        raise DecodeError(f"not an Order ({wire_format}): a string field is not UTF-8") from None
+    except Exception as exc:  # fastavro raises many types on garbage; all mean "not ours"
+        raise DecodeError(f"not an Order ({wire_format}): {type(exc).__name__}: {exc}") from None
+
+
+def _decode_schemaless(data: bytes, start: int, what: str) -> Order:
+    buf = io.BytesIO(data)
+    buf.seek(start)
+    record = fastavro.schemaless_reader(buf, _PARSED, None)
+    if buf.tell() != len(data):
+        raise DecodeError(
+            f"not an Order ({what}): {len(data) - buf.tell()} bytes left over after the record"
+        )
+    return _to_order(record)
+
+
+def _decode_container(data: bytes) -> Order:
+    try:
+        records = list(fastavro.reader(io.BytesIO(data)))
+    except EOFError:
+        raise DecodeError("truncated Avro container file") from None
+    except StopIteration:
+        raise DecodeError("truncated Avro container file") from None
+    if len(records) != 1:
+        raise DecodeError(f"Avro container file holds {len(records)} records, expected 1")
+    return _to_order(records[0])
+
+
+def _to_order(record: object) -> Order:
+    if not isinstance(record, Mapping):
+        raise DecodeError(f"not an Order: the record is a {type(record).__name__}")
+    order_id, product, price = (record.get(f) for f in ("orderId", "product", "price"))
+    if not isinstance(order_id, str) or not isinstance(product, str):
+        raise DecodeError("not an Order: orderId and product must be strings")
+    if not isinstance(price, int | float) or isinstance(price, bool):
+        raise DecodeError("not an Order: price must be a number")
+    return Order(orderId=order_id, product=product, price=float(price))

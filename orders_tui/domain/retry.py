@@ -1,0 +1,76 @@
+"""The retry schedule (exponential backoff with jitter) and a timer heap of due retries."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before retry n (1-based): base * multiplier**(n-1), capped, then jittered
+    down by up to `jitter` of itself so retries of many orders do not line up."""
+
+    base: float = 0.5
+    multiplier: float = 2.0
+    cap: float = 30.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.base < 0 or self.cap < 0:
+            raise ValueError("backoff delays cannot be negative")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter is a fraction between 0 and 1")
+
+    def ceiling(self, retry: int) -> float:
+        return min(self.cap, self.base * self.multiplier ** (retry - 1))
+
+    def delay(self, retry: int, rng: random.Random | None = None) -> float:
+        ceiling = self.ceiling(retry)
+        return ceiling * (1.0 - self.jitter * (rng or random).random())
+
+
+@dataclass(order=True, slots=True)
+class _Entry(Generic[T]):
+    due: float
+    seq: int
+    item: T = field(compare=False)
+
+
+class RetryQueue(Generic[T]):
+    """Items waiting for their retry, earliest due first."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Entry[T]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, item: T, due: float) -> None:
+        heapq.heappush(self._heap, _Entry(due, next(self._seq), item))
+
+    def next_due(self) -> float | None:
+        return self._heap[0].due if self._heap else None
+
+    def pop_due(self, now: float) -> Iterator[T]:
+        heap = self._heap
+        while heap and heap[0].due <= now:
+            yield heapq.heappop(heap).item
+
+    def discard(self, predicate: Callable[[T], bool]) -> list[T]:
+        """Remove and return the items for which predicate is true."""
+        dropped = [e.item for e in self._heap if predicate(e.item)]
+        if dropped:
+            self._heap = [e for e in self._heap if not predicate(e.item)]
+            heapq.heapify(self._heap)
+        return dropped
+
+    def items(self) -> list[T]:
+        return [e.item for e in sorted(self._heap)]

@@ -1,0 +1,23 @@
+"""Errors the user can act on: the CLI prints their message as one line, no traceback."""
+
+from __future__ import annotations
+
+LOCAL_BROKER_HINT = (
+    "start a local broker with `scripts/kafka-local start` (or `docker compose up -d`), "
+    "or point -b / KAFKA_BOOTSTRAP_SERVERS at your cluster"
+)
+
+
+class UserError(Exception):
+    """Something the user can fix: a bad flag, a missing file, a bad property."""
+
+    exit_code = 2
+
+
+class BrokerUnreachable(UserError):
+    exit_code = 1
+
+    def __init__(self, bootstrap: str, detail: str = "") -> None:
+        self.bootstrap = bootstrap
+        why = f" ({detail})" if detail else ""
+        super().__init__(f"cannot reach Kafka at {bootstrap}{why}: {LOCAL_BROKER_HINT}")

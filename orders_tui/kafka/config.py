@@ -1,0 +1,100 @@
+"""Client settings: bootstrap servers, topics, and librdkafka properties from -F and -X."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from confluent_kafka import KafkaException
+
+from orders_tui.errors import UserError
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+DEFAULT_TOPIC = "orders"
+DEFAULT_DLQ_TOPIC = "orders-dlq"
+DEFAULT_GROUP = "orders-tui"
+
+# librdkafka logs (connection refused, retries) go to this logger; the CLI shows them
+# only with -v, so an unreachable broker gives one line, not a screenful.
+librdkafka_log = logging.getLogger("orders_tui.librdkafka")
+librdkafka_log.addHandler(logging.NullHandler())
+librdkafka_log.propagate = False
+
+
+def read_properties_file(path: str) -> dict[str, str]:
+    """A Java-style properties file as librdkafka tools take it (kcat -F)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"-F {path}: no such file") from None
+    except OSError as exc:
+        raise UserError(f"-F {path}: cannot read it ({exc.strerror})") from None
+    properties = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"-F {path}, line {number}: expected key=value, got {line!r}")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
+def parse_property(text: str) -> tuple[str, str]:
+    """One -X key=value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"-X {text}: expected key=value, for example -X security.protocol=SSL")
+    return key.strip(), value.strip()
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    topic: str = DEFAULT_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
+    properties: dict[str, str] = field(default_factory=dict)  # -F first, then -X
+
+    @classmethod
+    def from_flags(
+        cls,
+        bootstrap_servers: str,
+        topic: str,
+        dlq_topic: str,
+        properties_files: Iterable[str] = (),
+        properties: Iterable[str] = (),
+    ) -> KafkaSettings:
+        merged: dict[str, str] = {}
+        for path in properties_files:
+            merged.update(read_properties_file(path))
+        merged.update(parse_property(p) for p in properties)
+        if not topic or not dlq_topic:
+            raise UserError("--topic and --dlq-topic cannot be empty")
+        if topic == dlq_topic:
+            raise UserError(f"--topic and --dlq-topic are both {topic!r}: they must differ")
+        return cls(bootstrap_servers, topic, dlq_topic, merged)
+
+    def client_config(self, **defaults: object) -> dict[str, object]:
+        """Our defaults for a client, then the user's properties, which win."""
+        config: dict[str, object] = {"bootstrap.servers": self.bootstrap_servers}
+        config.update(defaults)
+        config.update(self.properties)
+        config["logger"] = librdkafka_log
+        return config
+
+
+Client = TypeVar("Client")
+
+
+def make_client(factory: Callable[[dict], Client], config: dict[str, object]) -> Client:
+    """Create a librdkafka client; a bad property becomes a one-line UserError."""
+    try:
+        return factory(config)
+    except KafkaException as exc:
+        raise UserError(f"bad librdkafka property: {exc.args[0].str()}") from None
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad librdkafka property: {exc}") from None

@@ -1,0 +1,71 @@
+"""Shared fixtures. Tests that touch Kafka use a real Apache Kafka broker, started once a
+session by scripts/kafka-local on free loopback ports (or the one named by
+ORDERS_TUI_TEST_BOOTSTRAP), and each test gets topics of its own."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_pair() -> int:
+    for _ in range(100):
+        port = random.randrange(20000, 40000)
+        if _port_free(port) and _port_free(port + 1):
+            return port
+    raise RuntimeError("no two free neighbouring ports on 127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
+    given = os.environ.get("ORDERS_TUI_TEST_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    port = _free_port_pair()
+    state = tmp_path_factory.mktemp("kafka")
+    command = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(state)]
+    started = subprocess.run(
+        [str(KAFKA_LOCAL), "start", *command[1:]], capture_output=True, text=True
+    )
+    if started.returncode != 0:
+        pytest.fail(f"the test broker did not start:\n{started.stderr}", pytrace=False)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(KAFKA_LOCAL), "stop", *command[1:]], capture_output=True)
+
+
+@pytest.fixture
+def settings(bootstrap: str) -> KafkaSettings:
+    """Fresh orders and DLQ topics (3 partitions) for one test."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = KafkaSettings(bootstrap, f"orders-{suffix}", f"orders-dlq-{suffix}")
+    ensure_topics(settings, [settings.topic, settings.dlq_topic])
+    return settings
+
+
+@pytest.fixture
+def group() -> str:
+    return f"test-group-{uuid.uuid4().hex[:8]}"

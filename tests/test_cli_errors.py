@@ -1,0 +1,60 @@
+"""What a user sees for a bad flag or an unreachable broker: one line, no traceback."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import _free_port_pair
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orders_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_unreachable_broker_gives_one_line_within_15_seconds():
+    address = f"127.0.0.1:{_free_port_pair()}"
+    started = time.monotonic()
+    result = run_cli("produce", "-b", address)
+    assert time.monotonic() - started < 15
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"orders-tui: cannot reach Kafka at {address}")
+    assert "scripts/kafka-local start" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "culprit"),
+    [
+        (["-X", "no.such.property=1"], 'No such configuration property: "no.such.property"'),
+        (["-X", "socket.timeout.ms=soon"], "socket.timeout.ms"),
+        (["-X", "novalue"], "-X novalue: expected key=value"),
+        (["-F", "/nonexistent/client.props"], "-F /nonexistent/client.props: no such file"),
+        (["-n", "lots"], "argument -n/--count: expected a whole number, got 'lots'"),
+        (["--rate", "0"], "argument --rate: expected a number above 0"),
+        (["--topic", "same", "--dlq-topic", "same"], "must differ"),
+    ],
+)
+def test_bad_flags_name_the_culprit_in_one_line(args, culprit):
+    result = run_cli("produce", "-b", "127.0.0.1:1", *args)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert culprit in last
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_properties_file_line_is_named(tmp_path):
+    props = tmp_path / "client.properties"
+    props.write_text("# comment\nsecurity.protocol=PLAINTEXT\nnot a property\n")
+    result = run_cli("produce", "-b", "127.0.0.1:1", "-F", str(props))
+    assert result.returncode == 2
+    assert f"-F {props}, line 3: expected key=value" in result.stderr

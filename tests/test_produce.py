@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from orders_tui.cli import main
+from orders_tui.domain.codec import decode
+from orders_tui.domain.order import MAX_PRICE, MIN_PRICE
+from tests.kafka_helpers import read_all
+
+pytestmark = pytest.mark.kafka
+
+
+def _produce(settings, *flags: str) -> list[str]:
+    return [
+        "produce", "-b", settings.bootstrap_servers, "--topic", settings.topic,
+        "--dlq-topic", settings.dlq_topic, *flags,
+    ]  # fmt: skip
+
+
+def test_produce_1000_orders_land_on_the_topic_as_avro(settings, capsys):
+    assert main([*_produce(settings, "-n", "1000", "--seed", "7", "--json")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["delivered"] == 1000
+    assert summary["failed"] == 0
+    assert summary["rate"] > 0
+
+    records = read_all(settings.bootstrap_servers, settings.topic, expected=1000)
+    assert len(records) == 1000
+    orders = [decode(r.value()) for r in records]
+    assert [r.key().decode() for r in records] == [o.orderId for o in orders]
+    assert all(MIN_PRICE <= o.price <= MAX_PRICE for o in orders)
+    assert len({o.orderId for o in orders}) == 1000
+
+    # The same seed gives the same orders.
+    assert main([*_produce(settings, "-n", "1000", "--seed", "7", "--json")]) == 0
+    again = read_all(settings.bootstrap_servers, settings.topic, expected=2000)
+    by_id = {}
+    for record in again:
+        by_id.setdefault(record.key(), []).append(decode(record.value()))
+    assert len(by_id) == 1000
+    assert all(first == second for first, second in by_id.values())
+
+
+def test_produce_prints_a_summary_line(settings, capsys):
+    assert main(_produce(settings, "-n", "3")) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"delivered 3, failed 0 to {settings.topic}")
+
+
+def test_produce_creates_missing_topics(bootstrap, capsys):
+    import uuid
+
+    from confluent_kafka.admin import AdminClient
+
+    topic, dlq = f"fresh-{uuid.uuid4().hex[:6]}", f"fresh-dlq-{uuid.uuid4().hex[:6]}"
+    argv = ["produce", "-b", bootstrap, "--topic", topic, "--dlq-topic", dlq, "-n", "2"]
+    assert main([*argv, "--partitions", "2"]) == 0
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+    assert len(topics[topic].partitions) == 2
+    assert len(topics[dlq].partitions) == 2
