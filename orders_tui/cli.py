@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,8 @@ from orders_tui.kafka.config import (
 )
 
 if TYPE_CHECKING:
+    from orders_tui.kafka.consumer import EngineConfig
+    from orders_tui.kafka.dlq import DlqEntry
     from orders_tui.kafka.producer import OrderProducer, ProduceResult
 
 PROG = "orders-tui"
@@ -42,6 +46,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
     return value
 
 
@@ -168,7 +182,217 @@ def _produce_with_progress_bar(producer: OrderProducer, args: argparse.Namespace
         )
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_produce]
+def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
+    """Consumer group, failure rules and retry schedule: `consume` and the dashboard."""
+    from orders_tui.domain.retry import Backoff
+    from orders_tui.domain.rules import FailureRules
+    from orders_tui.kafka.config import DEFAULT_GROUP
+
+    rules, backoff = FailureRules(), Backoff()
+    group = parser.add_argument_group("pipeline")
+    group.add_argument(
+        "--group", default=DEFAULT_GROUP, help="consumer group (default %(default)s)"
+    )
+    group.add_argument(
+        "--max-retries",
+        type=_positive_int,
+        default=rules.max_retries,
+        help="retries of a transient failure before the DLQ (default %(default)s)",
+    )
+    group.add_argument(
+        "--retry-backoff",
+        type=_non_negative_float,
+        default=backoff.base,
+        metavar="SECONDS",
+        help="first retry delay; doubles each retry, with jitter (default %(default)s)",
+    )
+    group.add_argument(
+        "--retry-backoff-max",
+        type=_non_negative_float,
+        default=backoff.cap,
+        metavar="SECONDS",
+        help="the longest retry delay (default %(default)s)",
+    )
+    group.add_argument(
+        "--transient-min",
+        type=float,
+        default=rules.transient_min,
+        metavar="PRICE",
+        help="transient band, lower bound (default %(default)s)",
+    )
+    group.add_argument(
+        "--transient-max",
+        type=float,
+        default=rules.transient_max,
+        metavar="PRICE",
+        help="transient band, upper bound (default %(default)s)",
+    )
+    group.add_argument(
+        "--permanent-above",
+        type=float,
+        default=rules.permanent_above,
+        metavar="PRICE",
+        help="prices above this fail for good (default %(default)s)",
+    )
+    group.add_argument(
+        "--partitions",
+        type=_positive_int,
+        default=3,
+        help="partitions for topics this command creates (default 3)",
+    )
+
+
+def _engine_config(args: argparse.Namespace) -> EngineConfig:
+    from orders_tui.domain.retry import Backoff
+    from orders_tui.domain.rules import FailureRules
+    from orders_tui.kafka.consumer import EngineConfig
+
+    try:
+        rules = FailureRules(
+            args.transient_min, args.transient_max, args.permanent_above, args.max_retries
+        )
+        backoff = Backoff(base=args.retry_backoff, cap=args.retry_backoff_max)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return EngineConfig(group=args.group, rules=rules, backoff=backoff)
+
+
+def _add_consume(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "consume",
+        help="run the pipeline without the dashboard",
+        description="Consume orders in a consumer group, apply the failure rules, retry "
+        "transient failures with backoff, dead-letter what fails for good, commit only "
+        "what is done. Prints a summary at exit.",
+    )
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        required=True,
+        help="run without the dashboard (required: the dashboard is `orders-tui`)",
+    )
+    p.add_argument(
+        "--idle-exit",
+        type=_non_negative_float,
+        metavar="SECONDS",
+        help="exit once nothing arrived and no retry was pending for this long",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument(
+        "--outcomes",
+        metavar="FILE",
+        help="append a JSON line per finished order (processed or dead-lettered) to FILE "
+        "(- for stdout), written before its offset is committed",
+    )
+    _add_pipeline_flags(p)
+    p.set_defaults(run=_run_consume)
+    _add_connection_flags(p, top_level=False)
+
+
+def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    import signal
+
+    from orders_tui.kafka.consumer import Pipeline
+    from orders_tui.kafka.topics import ensure_topics
+
+    config = _engine_config(args)
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
+    outcome_log = _open_outcome_log(args.outcomes)
+    pipeline = Pipeline(settings, config, on_finished=outcome_log)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: pipeline.stop())
+    stats = pipeline.run(idle_exit=args.idle_exit)
+    summary = stats.summary(time.time())
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_summary(summary), file=sys.stderr if args.outcomes == "-" else sys.stdout)
+    return 0
+
+
+def _open_outcome_log(path: str | None) -> Callable[[list], None] | None:
+    if path is None:
+        return None
+    try:
+        stream = sys.stdout if path == "-" else open(path, "a", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UserError(f"--outcomes {path}: cannot open it ({exc.strerror})") from None
+
+    def write(finished: list) -> None:
+        stream.writelines(json.dumps(dataclasses.asdict(f)) + "\n" for f in finished)
+        stream.flush()
+
+    return write
+
+
+def format_summary(s: dict) -> str:
+    by_type = ", ".join(f"{k} {v}" for k, v in s["dead_lettered_by_type"].items())
+    lines = [
+        f"consumed {s['consumed']} · processed {s['processed']} (recovered {s['recovered']}) · "
+        f"dead-lettered {s['dead_lettered']}"
+        + (f" ({by_type})" if by_type else "")
+        + f" · retry attempts {s['retry_attempts']}",
+    ]
+    if s["processed"]:
+        lines.append(
+            f"prices: total {s['total_price']:,.2f} · average {s['average_price']:,.2f} · "
+            f"min {s['min_price']:,.2f} · max {s['max_price']:,.2f}"
+        )
+    lines.append(f"{s['seconds']:.1f} s · {s['orders_per_second']:,.1f} orders/s")
+    return "\n".join(lines)
+
+
+def _add_dlq(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dlq",
+        help="print the dead-letter queue",
+        description="Read the DLQ topic from the beginning, without joining a group or "
+        "committing. One entry a line: coordinates, decoded headers, the decoded order "
+        "(hex when the value does not decode).",
+    )
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="at most N entries")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.set_defaults(run=_run_dlq)
+    _add_connection_flags(p, top_level=False)
+
+
+def _run_dlq(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    from orders_tui.kafka.dlq import dlq_reader, read_dlq
+    from orders_tui.kafka.topics import cluster_metadata
+
+    metadata = cluster_metadata(settings)
+    if settings.dlq_topic not in metadata.topics:
+        raise UserError(f"topic {settings.dlq_topic!r} does not exist (nothing dead-lettered yet?)")
+    consumer = dlq_reader(settings)
+    try:
+        for entry in read_dlq(consumer, settings.dlq_topic, args.limit):
+            if args.json:
+                print(json.dumps(entry.to_json(), ensure_ascii=False))
+            else:
+                print(format_dlq_line(entry))
+    finally:
+        consumer.close()
+    return 0
+
+
+def format_dlq_line(entry: DlqEntry) -> str:
+    from orders_tui.domain.order import Order
+
+    order = entry.decoded()
+    shown = (
+        f"order {order.orderId} {order.product!r} {order.price:.2f}"
+        if isinstance(order, Order)
+        else f"undecodable value 0x{(entry.value or b'').hex()}"
+    )
+    headers = " ".join(f"{name}={value!r}" for name, value in entry.decoded_headers())
+    return f"{entry.topic}[{entry.partition}]@{entry.offset} {shown} {headers}"
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_produce,
+    _add_consume,
+    _add_dlq,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

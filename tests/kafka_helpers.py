@@ -45,19 +45,3 @@ def read_all(
     finally:
         consumer.close()
     return records
-
-
-def fetch_one(bootstrap: str, topic: str, partition: int, offset: int) -> Message:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "fetch-one", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, partition, offset)])
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                return msg
-        raise AssertionError(f"no record at {topic}[{partition}]@{offset}")
-    finally:
-        consumer.close()

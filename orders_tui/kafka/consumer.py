@@ -1,0 +1,465 @@
+"""The pipeline: poll -> decode -> rules -> retry / DLQ -> offsets, on one thread.
+
+At-least-once. Offsets are stored with `store_offsets` (auto-commit sends them every
+few seconds) only up to the oldest order of a partition that is not done yet; an order is
+done when it was processed, or when the broker acknowledged its DLQ record. Retries wait
+in an in-memory timer heap while later orders keep flowing; after a crash the source
+offset was not committed, so the order is re-delivered and its attempts start again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from orders_tui.domain.codec import DecodeError, decode
+from orders_tui.domain.offsets import PartitionOffsets
+from orders_tui.domain.order import Order
+from orders_tui.domain.retry import Backoff, RetryQueue
+from orders_tui.domain.rules import FailureRules, Outcome
+from orders_tui.domain.stats import PipelineStats
+from orders_tui.errors import UserError
+from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client
+from orders_tui.kafka.dlq import ErrorType, failure_headers, header_text
+from orders_tui.kafka.events import (
+    EngineStatus,
+    EventQueue,
+    Notice,
+    OrderSeen,
+    RetryFinished,
+    RetryScheduled,
+)
+from orders_tui.kafka.producer import make_producer
+
+CONSUME_BATCH = 1000
+POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
+SHUTDOWN_FLUSH_SECONDS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What happened to one order, for an outcome log (`--outcomes`)."""
+
+    partition: int
+    offset: int
+    order_id: str
+    outcome: str  # processed | dead_lettered
+    attempts: int
+    price: float | None
+    error_type: str = ""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An order waiting for its next attempt."""
+
+    msg: Message
+    order: Order
+    attempts: int
+    tracker: PartitionOffsets
+    reason: str = ""
+
+
+@dataclass
+class EngineConfig:
+    group: str = DEFAULT_GROUP
+    rules: FailureRules = field(default_factory=FailureRules)
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class Pipeline:
+    """Owns one consumer and one DLQ producer; `run` is called on the thread that owns
+    them. Other threads may call `pause`, `resume` and `stop` and read `stats`."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        config: EngineConfig | None = None,
+        events: EventQueue | None = None,
+        on_finished: Callable[[list[Finished]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config or EngineConfig()
+        self.events = events
+        self.on_finished = on_finished
+        self.stats = PipelineStats()
+        self.paused = False
+        self._want_paused = False
+        self._stop = threading.Event()
+        self._trackers: dict[int, PartitionOffsets] = {}
+        self._stored: dict[int, int] = {}
+        self._retries: RetryQueue[_Pending] = RetryQueue()
+        self._dlq_in_flight = 0
+        self._finished: list[Finished] = []
+        self._rng = random.Random()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._last_activity = time.monotonic()
+        self._fatal: UserError | None = None
+        self._joined = False  # holds an assignment (possibly empty) from the group
+
+    # ---- requests from other threads: they only set state ----
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pause(self) -> None:
+        self._want_paused = True
+
+    def resume(self) -> None:
+        self._want_paused = False
+
+    @property
+    def pending(self) -> int:
+        """Orders consumed but not done: waiting for a retry or a DLQ acknowledgement."""
+        return sum(len(t) for t in self._trackers.values())
+
+    # ---- the loop ----
+
+    def run(self, idle_exit: float | None = None) -> PipelineStats:
+        """Consume until `stop()`, or until nothing arrived and nothing was pending for
+        `idle_exit` seconds. Commits what is done before returning."""
+        settings = self.settings
+        self._consumer = consumer = make_client(
+            Consumer,
+            settings.client_config(
+                **{
+                    "group.id": self.config.group,
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.offset.store": False,
+                    "enable.auto.commit": True,
+                    "auto.commit.interval.ms": 1000,
+                    "error_cb": self._on_error,
+                }
+            ),
+        )
+        # Infinite message timeout: a DLQ write is retried until the broker takes it;
+        # its source offset simply stays uncommitted until then.
+        self._producer = make_producer(settings, **{"message.timeout.ms": 0})
+        consumer.subscribe(
+            [settings.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self.stats.started = time.time()
+        self._last_activity = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self._apply_pause()
+                timeout = POLL_TIMEOUT
+                next_due = self._retries.next_due()
+                if next_due is not None:
+                    timeout = max(0.0, min(timeout, next_due - time.monotonic()))
+                messages = consumer.consume(CONSUME_BATCH, timeout)
+                if messages:
+                    self._handle_batch(messages)
+                self._run_due_retries()
+                self._producer.poll(0)
+                self._store_done_offsets()
+                if idle_exit is not None and self._idle_for() >= idle_exit:
+                    break
+        finally:
+            self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
+        return self.stats
+
+    def _idle_for(self) -> float:
+        # Joining the group (after a crash it can wait out the dead member's session) is
+        # not idleness: messages may be on their way.
+        if not self._joined or self._retries or self._dlq_in_flight or self.paused:
+            self._last_activity = time.monotonic()
+        return time.monotonic() - self._last_activity
+
+    def _handle_batch(self, messages: list[Message]) -> None:
+        now = time.time()
+        rules = self.config.rules
+        check = rules.check
+        trackers = self._trackers
+        events = self.events
+        stats = self.stats
+        log_outcomes = self.on_finished is not None
+        first_try_prices: list[float] = []
+        for msg in messages:
+            if msg.error() is not None:
+                self._on_message_error(msg.error())
+                continue
+            partition, offset = msg.partition(), msg.offset()
+            tracker = trackers.get(partition)
+            if tracker is None:  # revoked while the batch was in hand: the next owner has it
+                continue
+            stats.consumed += 1
+            try:
+                order = decode(msg.value())
+            except DecodeError as exc:
+                tracker.track(offset)
+                self._dead_letter(msg, None, tracker, str(exc), ErrorType.DESERIALIZATION, 1)
+                continue
+            verdict = check(order, 1)
+            if verdict.outcome is Outcome.OK:
+                tracker.track_done(offset)
+                first_try_prices.append(order.price)
+                if log_outcomes:
+                    self._finish(msg, order, "processed", 1)
+                if events is not None:
+                    events.put(
+                        OrderSeen(partition, offset, order.orderId, order.product, order.price,
+                                  "processed")
+                    )  # fmt: skip
+                continue
+            tracker.track(offset)
+            if verdict.outcome is Outcome.PERMANENT:
+                self._dead_letter(msg, order, tracker, verdict.reason, ErrorType.PERMANENT, 1)
+            else:
+                self._schedule_retry(_Pending(msg, order, 1, tracker, verdict.reason))
+        stats.add_processed_batch(first_try_prices, now)
+        self._last_activity = time.monotonic()
+
+    def _finish(self, msg: Message, order: Order | None, outcome: str, attempts: int,
+                error_type: str = "") -> None:  # fmt: skip
+        if self.on_finished is not None:  # only an outcome log needs these records
+            self._finished.append(
+                Finished(
+                    msg.partition(),
+                    msg.offset(),
+                    order.orderId if order else header_text(msg.key()),
+                    outcome,
+                    attempts,
+                    order.price if order else None,
+                    error_type,
+                )
+            )
+
+    def _schedule_retry(self, pending: _Pending) -> None:
+        backoff = self.config.backoff
+        delay = backoff.delay(pending.attempts, self._rng)
+        self._retries.push(pending, time.monotonic() + delay)
+        if self.events is not None:
+            msg, order = pending.msg, pending.order
+            self.events.put(
+                OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,
+                          order.price, "retrying", pending.attempts)
+            )  # fmt: skip
+            self.events.put(
+                RetryScheduled(msg.partition(), msg.offset(), order.orderId, pending.attempts,
+                               self.config.rules.max_attempts, pending.reason, time.time() + delay)
+            )  # fmt: skip
+
+    def _run_due_retries(self) -> None:
+        if self.paused or not self._retries:
+            return
+        rules = self.config.rules
+        now = time.time()
+        for pending in self._retries.pop_due(time.monotonic()):
+            pending.attempts += 1
+            self.stats.retry_attempts += 1
+            msg, order = pending.msg, pending.order
+            verdict = rules.check(order, pending.attempts)
+            if verdict.outcome is Outcome.OK:
+                pending.tracker.done(msg.offset())
+                self.stats.add_processed(order.price, recovered=True, now=now)
+                self._finish(msg, order, "processed", pending.attempts)
+                self._retry_finished(pending, "recovered")
+                if self.events is not None:
+                    self.events.put(
+                        OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,
+                                  order.price, "processed", pending.attempts)
+                    )  # fmt: skip
+            elif verdict.outcome is Outcome.TRANSIENT and pending.attempts < rules.max_attempts:
+                pending.reason = verdict.reason
+                self._schedule_retry(pending)
+            else:
+                error_type = (
+                    ErrorType.RETRIES_EXHAUSTED
+                    if verdict.outcome is Outcome.TRANSIENT
+                    else ErrorType.PERMANENT
+                )
+                reason = verdict.reason
+                if error_type is ErrorType.RETRIES_EXHAUSTED:
+                    reason = f"retries exhausted after {pending.attempts} attempts: {reason}"
+                self._retry_finished(pending, "exhausted")
+                self._dead_letter(msg, order, pending.tracker, reason, error_type,
+                                  pending.attempts)  # fmt: skip
+            self._last_activity = time.monotonic()
+
+    def _retry_finished(self, pending: _Pending, outcome: str) -> None:
+        if self.events is not None:
+            msg = pending.msg
+            self.events.put(
+                RetryFinished(msg.partition(), msg.offset(), pending.order.orderId,
+                              pending.attempts, outcome)
+            )  # fmt: skip
+
+    def _dead_letter(
+        self,
+        msg: Message,
+        order: Order | None,
+        tracker: PartitionOffsets,
+        reason: str,
+        error_type: ErrorType,
+        attempts: int,
+    ) -> None:
+        headers = failure_headers(
+            msg, reason=reason, error_type=error_type, attempts=attempts, group=self.config.group
+        )
+
+        def on_delivery(err: KafkaError | None, _dlq_msg: Message) -> None:
+            self._dlq_in_flight -= 1
+            if err is not None:
+                # Not acknowledged: the source offset must stay uncommitted. Try again.
+                self._notice(f"DLQ write failed ({err.str()}); retrying", error=True)
+                self._produce_dlq(msg, headers, on_delivery)
+                return
+            tracker.done(msg.offset())
+            self.stats.add_dead_lettered(error_type.value)
+            self._finish(msg, order, "dead_lettered", attempts, error_type.value)
+            if self.events is not None:
+                self.events.put(
+                    OrderSeen(msg.partition(), msg.offset(),
+                              order.orderId if order else header_text(msg.key()),
+                              order.product if order else "", order.price if order else None,
+                              "dead_lettered", attempts)
+                )  # fmt: skip
+
+        self._produce_dlq(msg, headers, on_delivery)
+
+    def _produce_dlq(self, msg: Message, headers: list, on_delivery: Callable) -> None:
+        assert self._producer is not None
+        self._dlq_in_flight += 1
+        while True:
+            try:
+                self._producer.produce(
+                    self.settings.dlq_topic,
+                    msg.value(),
+                    msg.key(),
+                    headers=headers,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _store_done_offsets(self) -> None:
+        if self._finished and self.on_finished is not None:
+            # The outcome log is written before the offsets that cover it are stored.
+            finished, self._finished = self._finished, []
+            self.on_finished(finished)
+        to_store = []
+        stored = self._stored
+        for partition, tracker in self._trackers.items():
+            committable = tracker.committable
+            if committable is not None and stored.get(partition) != committable:
+                stored[partition] = committable
+                to_store.append(TopicPartition(self.settings.topic, partition, committable))
+        if to_store:
+            try:
+                self._consumer.store_offsets(offsets=to_store)
+            except KafkaException as exc:
+                # _STATE: the partition was revoked meanwhile; its new owner re-reads.
+                if exc.args[0].code() != KafkaError._STATE:
+                    raise
+
+    # ---- rebalance callbacks: they run inside consume(), on this thread ----
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._trackers[tp.partition] = PartitionOffsets()
+            self._stored.pop(tp.partition, None)
+        consumer.assign(partitions)
+        self._joined = True
+        if self.paused:  # pause state does not survive a rebalance: apply it again
+            consumer.pause(partitions)
+        self._last_activity = time.monotonic()
+        self._status(True)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Finish what can be finished, commit it, and forget the rest: the next owner
+        # re-reads from the committed offset.
+        self._producer.flush(SHUTDOWN_FLUSH_SECONDS)
+        self._store_done_offsets()
+        self._commit()
+        self._forget([tp.partition for tp in partitions])
+        consumer.unassign()
+        self._joined = False
+        self._status(True)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._forget([tp.partition for tp in partitions])
+        consumer.unassign()
+        self._joined = False
+        self._status(False, "partitions lost")
+
+    def _forget(self, partitions: list[int]) -> None:
+        revoked = set(partitions)
+        for p in revoked:
+            self._trackers.pop(p, None)
+            self._stored.pop(p, None)
+        self._retries.discard(lambda pending: pending.msg.partition() in revoked)
+
+    # ---- helpers ----
+
+    def _apply_pause(self) -> None:
+        want = self._want_paused
+        if want == self.paused:
+            return
+        assignment = self._consumer.assignment()
+        if want:
+            self._consumer.pause(assignment)
+        else:
+            self._consumer.resume(assignment)
+        self.paused = want
+        self._status(True)
+
+    def _commit(self) -> None:
+        try:
+            results = self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                self._notice(f"commit failed: {exc.args[0].str()}", error=True)
+            return
+        for tp in results or []:
+            if tp.error is not None:
+                self._notice(f"commit of partition {tp.partition} failed: {tp.error.str()}",
+                             error=True)  # fmt: skip
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self._status(False, error.str())
+        elif error.fatal():
+            self._notice(f"fatal: {error.str()}", error=True)
+            self._fatal = UserError(f"Kafka error: {error.str()}")
+            self._stop.set()
+
+    def _on_message_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise UserError(f"topic {self.settings.topic!r} does not exist")
+        self._notice(f"consumer error: {error.str()}", error=True)
+
+    def _status(self, connected: bool, detail: str = "") -> None:
+        if self.events is not None:
+            partitions = tuple(sorted(self._trackers))
+            self.events.put(EngineStatus(connected, detail, partitions))
+
+    def _notice(self, text: str, error: bool = False) -> None:
+        if self.events is not None:
+            self.events.put(Notice(text, error))
+
+    def _shutdown(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        try:
+            if producer is not None:
+                producer.flush(SHUTDOWN_FLUSH_SECONDS)
+            if consumer is not None and self._trackers:
+                self._store_done_offsets()
+                self._commit()
+        finally:
+            if consumer is not None:
+                consumer.close()

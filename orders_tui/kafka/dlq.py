@@ -1,0 +1,240 @@
+"""The dead-letter record: its headers going in, and reading them back out.
+
+A DLQ record keeps the source record's key and value byte for byte and its headers,
+then adds these, each a UTF-8 string so any Kafka tool prints them:
+
+    error_reason        a sentence: what failed, with the value and the threshold
+    error_type          permanent | retries_exhausted | deserialization
+    original_topic, original_partition, original_offset
+    original_timestamp  ms since the epoch (the source record's timestamp)
+    timestamp           ms since the epoch, when it was dead-lettered
+    attempts            how many times it was tried
+    consumer_group      the group that gave up on it
+
+A replayed record (see `replay`) also carries `replay_count` and `replayed_from_offset`.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from orders_tui.domain.codec import DecodeError, decode
+from orders_tui.domain.order import Order
+from orders_tui.kafka.config import KafkaSettings, make_client
+
+Headers = list[tuple[str, bytes | None]]
+
+
+class ErrorType(enum.StrEnum):
+    PERMANENT = "permanent"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    DESERIALIZATION = "deserialization"
+
+
+ERROR_REASON = "error_reason"
+ERROR_TYPE = "error_type"
+ORIGINAL_TOPIC = "original_topic"
+ORIGINAL_PARTITION = "original_partition"
+ORIGINAL_OFFSET = "original_offset"
+ORIGINAL_TIMESTAMP = "original_timestamp"
+TIMESTAMP = "timestamp"
+ATTEMPTS = "attempts"
+CONSUMER_GROUP = "consumer_group"
+REPLAY_COUNT = "replay_count"
+REPLAYED_FROM_OFFSET = "replayed_from_offset"
+
+FAILURE_HEADERS = (
+    ERROR_REASON,
+    ERROR_TYPE,
+    ORIGINAL_TOPIC,
+    ORIGINAL_PARTITION,
+    ORIGINAL_OFFSET,
+    ORIGINAL_TIMESTAMP,
+    TIMESTAMP,
+    ATTEMPTS,
+    CONSUMER_GROUP,
+)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def failure_headers(
+    source: Message,
+    *,
+    reason: str,
+    error_type: ErrorType,
+    attempts: int,
+    group: str,
+    dead_lettered_ms: int | None = None,
+) -> Headers:
+    """The source record's headers, then the failure's own."""
+    _, source_ms = source.timestamp()
+    failure = {
+        ERROR_REASON: reason,
+        ERROR_TYPE: error_type.value,
+        ORIGINAL_TOPIC: source.topic(),
+        ORIGINAL_PARTITION: str(source.partition()),
+        ORIGINAL_OFFSET: str(source.offset()),
+        ORIGINAL_TIMESTAMP: str(source_ms),
+        TIMESTAMP: str(dead_lettered_ms if dead_lettered_ms is not None else now_ms()),
+        ATTEMPTS: str(attempts),
+        CONSUMER_GROUP: group,
+    }
+    headers: Headers = list(source.headers() or [])
+    headers.extend((name, value.encode()) for name, value in failure.items())
+    return headers
+
+
+def header_text(value: bytes | None) -> str:
+    """A header value as text: UTF-8 when it is, else hex (never raises)."""
+    if value is None:
+        return ""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "0x" + value.hex()
+
+
+@dataclass(frozen=True)
+class DlqEntry:
+    """One record of the DLQ topic, with its headers decoded."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+
+    @classmethod
+    def from_message(cls, msg: Message) -> DlqEntry:
+        return cls(
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            msg.timestamp()[1],
+            msg.key(),
+            msg.value(),
+            list(msg.headers() or []),
+        )
+
+    def header(self, name: str, default: str = "") -> str:
+        """The last header of that name (a replayed record may carry older copies)."""
+        for key, value in reversed(self.headers):
+            if key == name:
+                return header_text(value)
+        return default
+
+    @property
+    def error_type(self) -> str:
+        return self.header(ERROR_TYPE)
+
+    @property
+    def reason(self) -> str:
+        return self.header(ERROR_REASON)
+
+    @property
+    def original(self) -> tuple[str, int | None, int | None]:
+        return (
+            self.header(ORIGINAL_TOPIC),
+            _int_or_none(self.header(ORIGINAL_PARTITION)),
+            _int_or_none(self.header(ORIGINAL_OFFSET)),
+        )
+
+    @property
+    def replay_count(self) -> int:
+        return _int_or_none(self.header(REPLAY_COUNT)) or 0
+
+    def decoded(self) -> Order | DecodeError:
+        try:
+            return decode(self.value)
+        except DecodeError as exc:
+            return exc
+
+    def decoded_headers(self) -> list[tuple[str, str]]:
+        return [(name, header_text(value)) for name, value in self.headers]
+
+    def to_json(self) -> dict[str, object]:
+        order = self.decoded()
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "timestamp": self.timestamp_ms,
+            "key": header_text(self.key),
+            "headers": dict(self.decoded_headers()),
+            "order": order.to_dict() if isinstance(order, Order) else None,
+            "decode_error": str(order) if isinstance(order, DecodeError) else None,
+            "value_hex": (self.value or b"").hex() if isinstance(order, DecodeError) else None,
+        }
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def dlq_reader(settings: KafkaSettings, **overrides: object) -> Consumer:
+    """A consumer that reads without joining a group or committing anything."""
+    config = settings.client_config(
+        **{
+            # group.id is required by librdkafka even for assign(); nothing is committed.
+            "group.id": f"orders-tui-dlq-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            **overrides,
+        }
+    )
+    return make_client(Consumer, config)
+
+
+def assign_from_beginning(consumer: Consumer, topic: str, timeout: float = 10.0) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=timeout)
+    topic_meta = metadata.topics.get(topic)
+    if topic_meta is None or topic_meta.error is not None:
+        return []
+    partitions = sorted(topic_meta.partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    # Offset 0 may be gone to retention; OFFSET_BEGINNING would be the same here, but an
+    # explicit offset lets the reader resume with seek().
+    return partitions
+
+
+def read_dlq(
+    consumer: Consumer, topic: str, limit: int | None = None, timeout: float = 10.0
+) -> Iterator[DlqEntry]:
+    """Every entry now on the DLQ topic, partition by partition order of arrival; stops
+    at the end of every partition, or after `limit` entries."""
+    partitions = assign_from_beginning(consumer, topic, timeout)
+    remaining: set[int] = set(partitions)
+    count = 0
+    idle_deadline = time.monotonic() + timeout
+    while remaining and (limit is None or count < limit):
+        messages: Sequence[Message] = consumer.consume(500, 0.2)
+        if not messages and time.monotonic() > idle_deadline:
+            break
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(msg.partition())
+                    continue
+                raise RuntimeError(error.str())
+            idle_deadline = time.monotonic() + timeout
+            yield DlqEntry.from_message(msg)
+            count += 1
+            if limit is not None and count >= limit:
+                return

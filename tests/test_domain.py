@@ -1,0 +1,153 @@
+"""Failure rules, retry schedule, offset tracking and aggregates: plain Python."""
+
+import math
+import random
+
+import pytest
+
+from orders_tui.domain.offsets import PartitionOffsets
+from orders_tui.domain.order import Order, OrderFactory
+from orders_tui.domain.retry import Backoff, RetryQueue
+from orders_tui.domain.rules import FailureRules, Outcome
+from orders_tui.domain.stats import PipelineStats, RateMeter
+
+RULES = FailureRules()
+
+
+def order(price: float, order_id: str = "id-1") -> Order:
+    return Order(order_id, "Lamp", price)
+
+
+@pytest.mark.parametrize(
+    ("price", "outcome"),
+    [(4.99, Outcome.OK), (5.0, Outcome.TRANSIENT), (50.0, Outcome.TRANSIENT),
+     (50.01, Outcome.OK), (1000.0, Outcome.OK), (1000.01, Outcome.PERMANENT),
+     (math.nan, Outcome.PERMANENT), (math.inf, Outcome.PERMANENT)],
+)  # fmt: skip
+def test_first_attempt_verdicts_follow_the_thresholds(price, outcome):
+    assert RULES.check(order(price), 1).outcome is outcome
+
+
+def test_permanent_reason_names_value_and_threshold():
+    reason = RULES.check(order(1234.5), 1).reason
+    assert "1234.50" in reason
+    assert "1000.00" in reason
+
+
+def test_transient_order_fails_its_first_k_attempts_then_recovers():
+    ids = [f"order-{i}" for i in range(2000)]
+    ks = [RULES.failing_attempts(i) for i in ids]
+    assert set(ks) == {1, 2, 3, 4}  # spread over 1 .. max_retries + 1
+    for order_id, k in zip(ids[:50], ks[:50], strict=True):
+        o = order(20.0, order_id)
+        outcomes = [RULES.check(o, attempt).outcome for attempt in range(1, RULES.max_attempts + 1)]
+        assert outcomes[:k] == [Outcome.TRANSIENT] * k
+        assert all(x is Outcome.OK for x in outcomes[k:])
+        expected = Outcome.PERMANENT if k == RULES.max_attempts else Outcome.OK
+        assert RULES.predicted_outcome(o) is expected
+
+
+def test_failing_attempts_is_stable_across_processes():
+    # blake2b, not hash(): the same order gets the same k after a restart.
+    assert [RULES.failing_attempts(f"x{i}") for i in range(8)] == [
+        RULES.failing_attempts(f"x{i}") for i in range(8)
+    ]
+    assert FailureRules(max_retries=0).failing_attempts("anything") == 1
+
+
+def test_bad_rules_are_refused():
+    with pytest.raises(ValueError):
+        FailureRules(max_retries=-1)
+    with pytest.raises(ValueError):
+        FailureRules(transient_min=60, transient_max=50)
+
+
+def test_backoff_grows_exponentially_is_capped_and_jittered():
+    backoff = Backoff(base=0.5, cap=3.0, jitter=0.5)
+    assert [backoff.ceiling(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    rng = random.Random(1)
+    delays = [backoff.delay(2, rng) for _ in range(500)]
+    assert all(0.5 <= d <= 1.0 for d in delays)
+    assert max(delays) - min(delays) > 0.3
+    assert Backoff(base=1, jitter=0).delay(3) == 4.0
+
+
+def test_retry_queue_pops_due_items_in_order_and_discards():
+    queue: RetryQueue[str] = RetryQueue()
+    queue.push("late", 5.0)
+    queue.push("early", 1.0)
+    queue.push("mid", 3.0)
+    assert queue.next_due() == 1.0
+    assert list(queue.pop_due(3.0)) == ["early", "mid"]
+    assert queue.discard(lambda item: item == "late") == ["late"]
+    assert len(queue) == 0
+
+
+def test_offsets_commit_only_the_contiguous_done_prefix():
+    offsets = PartitionOffsets()
+    assert offsets.committable is None
+    offsets.track_done(10)
+    assert offsets.committable == 11
+    offsets.track(11)  # waits for a retry
+    offsets.track_done(12)
+    offsets.track(13)
+    offsets.track_done(14)
+    assert offsets.committable == 11  # 11 is not done: nothing past it may be committed
+    assert len(offsets) == 2
+    offsets.done(13)
+    assert offsets.committable == 11
+    offsets.done(11)
+    assert offsets.committable == 15
+    assert len(offsets) == 0
+    offsets.track_done(15)
+    assert offsets.committable == 16
+
+
+def test_offsets_random_completion_order_never_passes_an_undone_offset():
+    rng = random.Random(5)
+    offsets = PartitionOffsets()
+    pending = list(range(1000))
+    for o in pending:
+        offsets.track(o)
+    rng.shuffle(pending)
+    done = set()
+    for o in pending:
+        offsets.done(o)
+        done.add(o)
+        committable = offsets.committable
+        if committable is not None:
+            assert all(x in done for x in range(committable))
+            assert committable not in done or committable == 1000
+    assert offsets.committable == 1000
+
+
+def test_stats_aggregate_processed_orders():
+    stats = PipelineStats()
+    stats.add_processed_batch([10.0, 30.0], now=100.0)
+    stats.add_processed(20.0, recovered=True, now=100.5)
+    stats.add_dead_lettered("permanent")
+    stats.add_dead_lettered("permanent")
+    stats.add_dead_lettered("deserialization")
+    assert (stats.processed, stats.recovered, stats.dead_lettered) == (3, 1, 3)
+    assert stats.total_price == 60.0
+    assert stats.average_price == 20.0
+    assert (stats.min_price, stats.max_price) == (10.0, 30.0)
+    summary = stats.summary(now=101.0)
+    assert summary["dead_lettered_by_type"] == {"deserialization": 1, "permanent": 2}
+    assert PipelineStats().summary(1.0)["min_price"] is None
+
+
+def test_rate_meter_counts_per_second():
+    meter = RateMeter(window=10)
+    meter.add(5, 100.2)
+    meter.add(5, 100.9)
+    meter.add(3, 102.0)
+    assert meter.history(103.0, 4) == [0, 10, 0, 3]
+    assert meter.rate(103.0, seconds=2) == 1.5
+
+
+def test_predicted_outcomes_match_the_price_mix():
+    factory = OrderFactory(1)
+    orders = [factory() for _ in range(20000)]
+    transient = sum(RULES.is_transient(o.price) for o in orders) / len(orders)
+    assert 0.02 < transient < 0.04  # (50 - 5) / (1500 - 5) ~ 3 %

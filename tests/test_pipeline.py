@@ -1,0 +1,223 @@
+"""The consumer pipeline against the real broker: what Kafka holds afterwards."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fastavro
+import pytest
+from confluent_kafka import Producer
+
+from orders_tui.domain.codec import decode, encode
+from orders_tui.domain.order import Order
+from orders_tui.domain.retry import Backoff
+from orders_tui.domain.rules import FailureRules, Outcome
+from orders_tui.kafka.consumer import EngineConfig, Finished, Pipeline
+from orders_tui.kafka.dlq import FAILURE_HEADERS, DlqEntry
+from orders_tui.kafka.producer import OrderProducer
+from tests.kafka_helpers import read_all
+
+pytestmark = pytest.mark.kafka
+
+FAST_RETRIES = Backoff(base=0.05, cap=0.2)
+
+
+def run_pipeline(settings, group, backoff=FAST_RETRIES, idle_exit=1.5):
+    finished: list[Finished] = []
+    pipeline = Pipeline(
+        settings, EngineConfig(group=group, backoff=backoff), on_finished=finished.extend
+    )
+    stats = pipeline.run(idle_exit=idle_exit)
+    return stats, finished
+
+
+def produce_orders(settings, count: int, seed: int) -> list[Order]:
+    orders: list[Order] = []
+    result = OrderProducer(settings, seed=seed, on_order=orders.append).produce(count)
+    assert result.delivered == count
+    return orders
+
+
+def test_500_orders_end_processed_or_dead_lettered_as_the_rules_predict(settings, group):
+    orders = produce_orders(settings, 500, seed=42)
+    rules = FailureRules()
+    stats, finished = run_pipeline(settings, group)
+
+    processed = {f.order_id for f in finished if f.outcome == "processed"}
+    dead = {f.order_id for f in finished if f.outcome == "dead_lettered"}
+    assert processed.isdisjoint(dead)
+    assert processed | dead == {o.orderId for o in orders}
+    assert dead == {o.orderId for o in orders if rules.predicted_outcome(o) is Outcome.PERMANENT}
+
+    # Aggregates equal sums computed independently from the produced orders.
+    ok = [o.price for o in orders if o.orderId in processed]
+    assert stats.processed == len(ok)
+    assert math.isclose(stats.total_price, sum(ok), rel_tol=1e-12)
+    assert (stats.min_price, stats.max_price) == (min(ok), max(ok))
+    recovered = [o for o in orders if o.orderId in processed and rules.is_transient(o.price)]
+    assert stats.recovered == len(recovered)
+    assert stats.dead_lettered == len(dead)
+    by_type = stats.dead_lettered_by_type
+    assert by_type["permanent"] == sum(o.price > 1000 for o in orders)
+    assert by_type["permanent"] + by_type["retries_exhausted"] == len(dead)
+    expected_retries = sum(
+        min(rules.failing_attempts(o.orderId), rules.max_retries)
+        for o in orders
+        if rules.is_transient(o.price)
+    )
+    assert stats.retry_attempts == expected_retries
+
+    # Every DLQ record carries the source record's key and value byte for byte.
+    bootstrap = settings.bootstrap_servers
+    dlq = [DlqEntry.from_message(m) for m in read_all(bootstrap, settings.dlq_topic, len(dead))]
+    assert {e.key.decode() for e in dlq} == dead
+    sources = {(m.partition(), m.offset()): m for m in read_all(bootstrap, settings.topic, 500)}
+    for entry in dlq:
+        headers = dict(entry.decoded_headers())
+        assert set(FAILURE_HEADERS) <= set(headers)
+        topic, partition, offset = entry.original
+        assert topic == settings.topic
+        assert headers["consumer_group"] == group
+        source = sources[partition, offset]
+        assert (entry.key, entry.value) == (source.key(), source.value())
+        assert headers["original_timestamp"] == str(source.timestamp()[1])
+        assert int(headers["timestamp"]) >= source.timestamp()[1]
+        order = decode(entry.value)
+        if headers["error_type"] == "permanent":
+            assert headers["attempts"] == "1"
+            assert f"{order.price:.2f}" in headers["error_reason"]
+        else:
+            assert headers["error_type"] == "retries_exhausted"
+            assert headers["attempts"] == str(rules.max_attempts)
+
+    # A second run in the same group finds nothing new: the offsets were committed.
+    again, finished_again = run_pipeline(settings, group, idle_exit=1.0)
+    assert again.consumed == 0
+    assert finished_again == []
+
+
+def _schema_bytes(schema: dict, record: dict) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), record)
+    return buf.getvalue()
+
+
+def test_poison_pills_go_to_the_dlq_byte_for_byte(settings, group):
+    good = [Order(f"good-{i}", "Lamp", 100.0 + i) for i in range(6)]
+    pills = {
+        "random": os.urandom(64),
+        "empty": b"",
+        "truncated": encode(Order("trunc", "Lamp", 10.0))[:-5],
+        "other-schema": _schema_bytes(
+            {"type": "record", "name": "Pay", "fields": [{"name": "amount", "type": "long"}]},
+            {"amount": 123456789},
+        ),
+        "text": b"hello, not avro \x1b[31m[bold]",
+    }
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for i, (name, value) in enumerate(pills.items()):
+        producer.produce(settings.topic, encode(good[i]), good[i].orderId, partition=0)
+        producer.produce(settings.topic, value, f"pill-{name}", partition=0,
+                         headers=[("source", b"fuzzer")])  # fmt: skip
+    producer.produce(settings.topic, encode(good[5]), good[5].orderId, partition=0)
+    assert producer.flush(10) == 0
+
+    stats, finished = run_pipeline(settings, group)
+    assert {f.order_id for f in finished if f.outcome == "processed"} == {o.orderId for o in good}
+    assert stats.dead_lettered_by_type == {"deserialization": len(pills)}
+
+    dlq = read_all(settings.bootstrap_servers, settings.dlq_topic, len(pills))
+    by_key = {m.key().decode(): DlqEntry.from_message(m) for m in dlq}
+    assert set(by_key) == {f"pill-{n}" for n in pills}
+    for name, value in pills.items():
+        entry = by_key[f"pill-{name}"]
+        assert (entry.value or b"") == value
+        assert entry.error_type == "deserialization"
+        assert entry.reason  # a sentence saying what was wrong
+        assert entry.headers[0] == ("source", b"fuzzer")  # the source's headers are kept
+
+
+def _consume_cli(settings, group, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "orders_tui", "consume", "--headless",
+        "-b", settings.bootstrap_servers, "--topic", settings.topic,
+        "--dlq-topic", settings.dlq_topic, "--group", group, "--retry-backoff", "0.05",
+        # A killed member holds its partitions until its session times out (45 s by
+        # default); the broker's minimum keeps the test short.
+        "-X", "session.timeout.ms=6000", *extra,
+    ]  # fmt: skip
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for _ in path.open()) if path.exists() else 0
+
+
+def test_sigkill_mid_run_loses_no_order(settings, group, tmp_path):
+    orders = produce_orders(settings, 30_000, seed=9)
+    outcomes = tmp_path / "outcomes.jsonl"
+    for kill_after in (2_000, 12_000, 24_000):
+        proc = subprocess.Popen(_consume_cli(settings, group, "--outcomes", str(outcomes)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while _lines(outcomes) < kill_after and proc.poll() is None:
+            assert time.monotonic() < deadline, "the consumer made no progress"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = subprocess.run(
+        _consume_cli(settings, group, "--outcomes", str(outcomes), "--idle-exit", "2", "--json"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert final.returncode == 0, final.stderr
+    records = [json.loads(line) for line in outcomes.read_text().splitlines()]
+    processed = {r["order_id"] for r in records if r["outcome"] == "processed"}
+    dlq_keys = {m.key().decode() for m in read_all(settings.bootstrap_servers, settings.dlq_topic)}
+    everything = {o.orderId for o in orders}
+    assert everything <= processed | dlq_keys  # duplicates allowed, loss never
+    assert len(records) >= len(everything)
+
+
+def test_retries_do_not_stall_the_stream(settings, group):
+    orders = produce_orders(settings, 20_000, seed=5)
+    rules = FailureRules()
+    backoff = Backoff(base=1.0)
+    transient = [o for o in orders if rules.is_transient(o.price)]
+    summed_backoff = sum(
+        backoff.ceiling(n) * (1 - backoff.jitter / 2)
+        for o in transient
+        for n in range(1, min(rules.failing_attempts(o.orderId), rules.max_retries) + 1)
+    )
+    started = time.monotonic()
+    stats, _ = run_pipeline(settings, group, backoff=backoff, idle_exit=1.0)
+    elapsed = time.monotonic() - started
+    assert stats.processed + stats.dead_lettered == 20_000
+    assert summed_backoff > 500
+    # The longest chain alone is 1 + 2 + 4 s; everything else overlaps with it.
+    assert elapsed < 0.05 * summed_backoff, (elapsed, summed_backoff)
+
+
+def test_sigterm_stops_the_engine_within_5_seconds_and_commits(settings, group, tmp_path):
+    produce_orders(settings, 200, seed=1)
+    outcomes = tmp_path / "outcomes.jsonl"
+    proc = subprocess.Popen(_consume_cli(settings, group, "--json", "--outcomes", str(outcomes)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while _lines(outcomes) < 200:  # the backlog is done
+        assert time.monotonic() < deadline and proc.poll() is None, "no progress"
+        time.sleep(0.05)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 5
+    assert proc.returncode == 0, err
+    assert json.loads(out)["consumed"] == 200
+    again, _ = run_pipeline(settings, group, idle_exit=1.0)
+    assert again.consumed == 0
