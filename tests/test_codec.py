@@ -121,3 +121,35 @@ def test_direct_encoder_writes_what_fastavro_writes():
     assert codec.encode_schemaless is codec._encode_direct
     for order in orders:
         assert codec._encode_direct(order) == codec._encode_fastavro(order)
+
+
+def test_direct_decoder_agrees_with_fastavro_on_valid_and_mangled_bytes():
+    import random
+
+    from orders_tui.domain import codec
+
+    rng = random.Random(4)
+    factory = OrderFactory(12)
+    samples = [codec.encode(factory()) for _ in range(300)]
+    samples.append(codec.encode(Order("x" * 300, "ü" * 100, 7.5)))  # multi-byte lengths
+    mangled = []
+    for data in samples:
+        for _ in range(10):
+            b = bytearray(data)
+            b[rng.randrange(len(b))] = rng.randrange(256)
+            mangled.append(bytes(b))
+        mangled.append(data[: rng.randrange(len(data))])
+        mangled.append(data + bytes([rng.randrange(256)]))
+    for data in samples + mangled:
+        direct = codec._decode_direct(data, 0)
+        try:
+            reference = codec._to_order(
+                fastavro.schemaless_reader(io.BytesIO(data), codec._PARSED, None)
+            )
+            consumed_all = len(codec._encode_fastavro(reference)) == len(data)
+        except Exception:
+            reference, consumed_all = None, False
+        if direct is not None:
+            # Whatever the direct path accepts, fastavro reads the same way, to the byte.
+            assert consumed_all
+            assert direct == reference or (direct.price != direct.price)  # NaN != NaN

@@ -37,6 +37,15 @@ from orders_tui.kafka.events import (
 from orders_tui.kafka.producer import make_producer
 
 CONSUME_BATCH = 1000
+CONSUMER_DEFAULTS: dict[str, object] = {
+    "auto.offset.reset": "earliest",
+    "enable.auto.offset.store": False,  # we store an offset once its order is done
+    "enable.auto.commit": True,  # ... and auto-commit sends what was stored
+    "auto.commit.interval.ms": 1000,
+    # librdkafka backs off fetching for 1 s when its local queue is full; with a fast
+    # consumer that caps throughput near 110k orders/s here (400k/s without).
+    "fetch.queue.backoff.ms": 0,
+}
 POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
 SHUTDOWN_FLUSH_SECONDS = 3.0
 
@@ -128,19 +137,14 @@ class Pipeline:
         self._consumer = consumer = make_client(
             Consumer,
             settings.client_config(
-                **{
-                    "group.id": self.config.group,
-                    "auto.offset.reset": "earliest",
-                    "enable.auto.offset.store": False,
-                    "enable.auto.commit": True,
-                    "auto.commit.interval.ms": 1000,
-                    "error_cb": self._on_error,
-                }
+                **{**CONSUMER_DEFAULTS, "group.id": self.config.group, "error_cb": self._on_error}
             ),
         )
         # Infinite message timeout: a DLQ write is retried until the broker takes it;
-        # its source offset simply stays uncommitted until then.
-        self._producer = make_producer(settings, **{"message.timeout.ms": 0})
+        # its source offset simply stays uncommitted until then. A longer linger makes
+        # fewer, larger produce requests (+17 % pipeline throughput when a third of a
+        # backlog is dead-lettered); 50 ms more before a commit costs nothing.
+        self._producer = make_producer(settings, **{"message.timeout.ms": 0, "linger.ms": 50})
         consumer.subscribe(
             [settings.topic],
             on_assign=self._on_assign,

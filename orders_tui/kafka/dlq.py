@@ -75,21 +75,20 @@ def failure_headers(
     group: str,
     dead_lettered_ms: int | None = None,
 ) -> Headers:
-    """The source record's headers, then the failure's own."""
-    _, source_ms = source.timestamp()
-    failure = {
-        ERROR_REASON: reason,
-        ERROR_TYPE: error_type.value,
-        ORIGINAL_TOPIC: source.topic(),
-        ORIGINAL_PARTITION: str(source.partition()),
-        ORIGINAL_OFFSET: str(source.offset()),
-        ORIGINAL_TIMESTAMP: str(source_ms),
-        TIMESTAMP: str(dead_lettered_ms if dead_lettered_ms is not None else now_ms()),
-        ATTEMPTS: str(attempts),
-        CONSUMER_GROUP: group,
-    }
-    headers: Headers = list(source.headers() or [])
-    headers.extend((name, value.encode()) for name, value in failure.items())
+    """The source record's headers, then the failure's own (a third of a pipeline's
+    orders can end here, so this is written for speed: no intermediate dict)."""
+    headers: Headers = list(source.headers() or ())
+    headers += (
+        (ERROR_REASON, reason.encode()),
+        (ERROR_TYPE, error_type.value.encode()),
+        (ORIGINAL_TOPIC, source.topic().encode()),
+        (ORIGINAL_PARTITION, str(source.partition()).encode()),
+        (ORIGINAL_OFFSET, str(source.offset()).encode()),
+        (ORIGINAL_TIMESTAMP, str(source.timestamp()[1]).encode()),
+        (TIMESTAMP, str(now_ms() if dead_lettered_ms is None else dead_lettered_ms).encode()),
+        (ATTEMPTS, str(attempts).encode()),
+        (CONSUMER_GROUP, group.encode()),
+    )
     return headers
 
 

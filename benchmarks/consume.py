@@ -1,0 +1,104 @@
+"""The headless pipeline against a bare confluent-kafka loop, over one backlog.
+
+Loads a backlog of orders (default 200,000, `orders-tui produce`'s price mix: a third
+above 1000.0, so a third go to the DLQ), then measures over the same backlog:
+
+- bare: `consume(1000)` + fastavro schemaless decode; no rules, no offsets, no DLQ;
+- pipeline: `Pipeline.run`, the engine behind `orders-tui consume --headless`: decode,
+  rules, retries (backoff 0 here, so retry work is counted and waiting is not), DLQ
+  writes acknowledged by the broker, offsets stored.
+
+Each is timed from its first message to its last order done, so joining the group is not
+counted. Target: pipeline >= 0.6 of bare. The pipeline also runs with rules that fail
+nothing, which shows what the DLQ writes cost.
+
+    python benchmarks/consume.py [-b HOST:PORT] [-n 200000]
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+import time
+import uuid
+
+import fastavro
+from _common import fresh_topics, parse_args, report
+from confluent_kafka import Consumer
+
+from orders_tui.domain.codec import _PARSED
+from orders_tui.domain.retry import Backoff
+from orders_tui.domain.rules import FailureRules
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer import CONSUMER_DEFAULTS, EngineConfig, Pipeline
+from orders_tui.kafka.producer import OrderProducer
+
+
+def bare_loop(bootstrap: str, topic: str, count: int) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": CONSUMER_DEFAULTS["fetch.queue.backoff.ms"],
+        }
+    )
+    consumer.subscribe([topic])
+    seen, start = 0, None
+    schemaless_reader = fastavro.schemaless_reader
+    while seen < count:
+        messages = consumer.consume(1000, 0.5)
+        if messages and start is None:
+            start = time.perf_counter()
+        for msg in messages:
+            if msg.error() is None:
+                schemaless_reader(io.BytesIO(msg.value()), _PARSED, None)
+                seen += 1
+    seconds = time.perf_counter() - start
+    consumer.close()
+    return count / seconds
+
+
+def pipeline_run(settings: KafkaSettings, count: int, rules: FailureRules) -> float:
+    config = EngineConfig(
+        group=f"bench-pipeline-{uuid.uuid4().hex[:8]}", rules=rules, backoff=Backoff(base=0)
+    )
+    pipeline = Pipeline(settings, config)
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    stats = pipeline.stats
+    start = end = None
+    while end is None:
+        time.sleep(0.002)
+        if start is None and stats.consumed:
+            start = time.perf_counter()
+        if stats.processed + stats.dead_lettered >= count:
+            end = time.perf_counter()
+    pipeline.stop()
+    thread.join()
+    return count / (end - start)
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    settings = fresh_topics(args.bootstrap_servers, args.partitions, "bench-consume")
+    result = OrderProducer(settings, seed=1).produce(args.count)
+    assert result.delivered == args.count, result
+    bare = bare_loop(args.bootstrap_servers, settings.topic, args.count)
+    ours = pipeline_run(settings, args.count, FailureRules())
+    no_failures = pipeline_run(settings, args.count, FailureRules(0, 0, math.inf))
+    report(
+        f"consume a backlog of {args.count:,} orders, {args.partitions} partitions",
+        [
+            ("bare consume(1000) + fastavro decode", bare),
+            ("orders-tui pipeline, default rules", ours),
+            ("orders-tui pipeline, rules that fail nothing", no_failures),
+        ],
+        baseline="bare consume(1000) + fastavro decode",
+    )
+
+
+if __name__ == "__main__":
+    main()
