@@ -342,6 +342,23 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    from orders_tui.kafka.engine import Engine
+    from orders_tui.ui.app import OrdersApp
+
+    engine = Engine(
+        settings,
+        _engine_config(args),
+        batch_size=args.batch_size,
+        rate=args.rate,
+        max_replays=args.max_replays,
+        partitions=args.partitions,
+        seed=args.seed,
+    )
+    OrdersApp(engine).run()
+    return 0
+
+
 def _add_dlq(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "dlq",
@@ -404,6 +421,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_connection_flags(parser, top_level=True)
+    _add_pipeline_flags(parser)
+    dashboard = parser.add_argument_group("dashboard")
+    dashboard.add_argument(
+        "--batch-size", type=_positive_int, default=15, help="orders per `p` (default 15)"
+    )
+    dashboard.add_argument(
+        "--rate", type=_positive_float, default=10.0,
+        help="orders per second of the `P` stream (default 10)",
+    )  # fmt: skip
+    dashboard.add_argument(
+        "--max-replays", type=_positive_int, default=3,
+        help="how often one entry may be replayed from the DLQ (default 3)",
+    )  # fmt: skip
+    dashboard.add_argument("--seed", type=int, help="random seed for produced orders")
+    parser.set_defaults(run=_run_dashboard)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
@@ -418,10 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
         librdkafka_log.propagate = True
-    run = getattr(args, "run", None)
-    if run is None:
-        parser.print_help()
-        return 2
+    run = args.run
     try:
         settings = KafkaSettings.from_flags(
             args.bootstrap_servers,

@@ -11,7 +11,8 @@ then adds these, each a UTF-8 string so any Kafka tool prints them:
     attempts            how many times it was tried
     consumer_group      the group that gave up on it
 
-A replayed record (see `replay`) also carries `replay_count` and `replayed_from_offset`.
+A replayed record (see `replay_headers`) also carries `replay_count`,
+`replayed_from_partition` and `replayed_from_offset` (its DLQ coordinates).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ ATTEMPTS = "attempts"
 CONSUMER_GROUP = "consumer_group"
 REPLAY_COUNT = "replay_count"
 REPLAYED_FROM_OFFSET = "replayed_from_offset"
+REPLAYED_FROM_PARTITION = "replayed_from_partition"
 
 FAILURE_HEADERS = (
     ERROR_REASON,
@@ -89,6 +91,18 @@ def failure_headers(
         (ATTEMPTS, str(attempts).encode()),
         (CONSUMER_GROUP, group.encode()),
     )
+    return headers
+
+
+def replay_headers(entry: DlqEntry) -> Headers:
+    """Headers for sending a DLQ entry back to its original topic: the source's own
+    headers (the failure's are dropped, it is a fresh attempt), then `replay_count` and
+    `replayed_from_offset`. Should it fail again, its next DLQ record carries them on."""
+    dropped = {*FAILURE_HEADERS, REPLAY_COUNT, REPLAYED_FROM_OFFSET, REPLAYED_FROM_PARTITION}
+    headers: Headers = [(k, v) for k, v in entry.headers if k not in dropped]
+    headers.append((REPLAY_COUNT, str(entry.replay_count + 1).encode()))
+    headers.append((REPLAYED_FROM_PARTITION, str(entry.partition).encode()))
+    headers.append((REPLAYED_FROM_OFFSET, str(entry.offset).encode()))
     return headers
 
 

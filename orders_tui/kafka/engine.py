@@ -1,0 +1,277 @@
+"""Everything the dashboard runs, on threads of its own: connecting, the pipeline, a
+producer for `p` / `P` and replays, a DLQ tail, and a lag monitor.
+
+A front end calls the methods below (they only queue requests or set flags) and drains
+`events` at its own pace; it never touches a librdkafka client.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import OffsetSpec
+
+from orders_tui.domain.codec import WireFormat
+from orders_tui.domain.stats import PipelineStats
+from orders_tui.errors import BrokerUnreachable, UserError
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer import EngineConfig, Pipeline
+from orders_tui.kafka.dlq import DlqEntry, dlq_reader, replay_headers
+from orders_tui.kafka.events import EngineStatus, EventQueue, Notice
+from orders_tui.kafka.producer import OrderProducer, make_producer
+from orders_tui.kafka.topics import DEFAULT_PARTITIONS, admin_client, ensure_topics
+
+RECONNECT_EVERY = 2.0
+LAG_EVERY = 2.0
+POLL = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class DlqEntrySeen:
+    """A record read from the DLQ topic (the DLQ pane's rows)."""
+
+    entry: DlqEntry
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerState:
+    streaming: bool
+    produced: int
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        config: EngineConfig | None = None,
+        batch_size: int = 15,
+        rate: float = 10.0,
+        max_replays: int = 3,
+        partitions: int = DEFAULT_PARTITIONS,
+        seed: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config or EngineConfig()
+        self.batch_size = batch_size
+        self.rate = rate
+        self.max_replays = max_replays
+        self.partitions = partitions
+        self.seed = seed
+        self.events = EventQueue()
+        self.pipeline = Pipeline(settings, self.config, self.events)
+        self.lag: dict[int, int] = {}
+        self.connected = False
+        self.streaming = False
+        self.produced = 0
+        self._commands: queue.Queue[tuple[str, object]] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def stats(self) -> PipelineStats:
+        return self.pipeline.stats
+
+    # ---- requests from the front end ----
+
+    def start(self) -> None:
+        self._spawn(self._connect_then_run, "orders-tui-connect")
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop every thread; the pipeline commits what is done."""
+        self._stop.set()
+        self.pipeline.stop()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def produce_batch(self, count: int | None = None) -> None:
+        self._commands.put(("batch", count or self.batch_size))
+
+    def toggle_stream(self) -> None:
+        self._commands.put(("stream", not self.streaming))
+        self.streaming = not self.streaming
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume consumption; returns True when now paused."""
+        if self.pipeline.pause_requested:
+            self.pipeline.resume()
+            return False
+        self.pipeline.pause()
+        return True
+
+    @property
+    def paused(self) -> bool:
+        return self.pipeline.pause_requested
+
+    def replay(self, entry: DlqEntry) -> bool:
+        """Queue a replay of `entry` to its original topic; False (with a notice) when it
+        was replayed `max_replays` times already or has no original topic."""
+        topic, _, _ = entry.original
+        if not topic:
+            self.events.put(Notice("cannot replay: the entry has no original_topic header", True))
+            return False
+        if entry.replay_count >= self.max_replays:
+            self.events.put(
+                Notice(
+                    f"refused: {entry.topic}[{entry.partition}]@{entry.offset} was replayed "
+                    f"{entry.replay_count} times already (--max-replays {self.max_replays})",
+                    error=True,
+                )
+            )
+            return False
+        self._commands.put(("replay", entry))
+        return True
+
+    # ---- threads ----
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _connect_then_run(self) -> None:
+        settings = self.settings
+        while not self._stop.is_set():
+            try:
+                ensure_topics(
+                    settings, [settings.topic, settings.dlq_topic], self.partitions, timeout=3.0
+                )
+                break
+            except BrokerUnreachable as exc:
+                self._set_connected(False, str(exc))
+            except UserError as exc:
+                self._set_connected(False, str(exc))
+            self._stop.wait(RECONNECT_EVERY)
+        if self._stop.is_set():
+            return
+        self._set_connected(True)
+        self._spawn(self._run_pipeline, "orders-tui-pipeline")
+        self._spawn(self._run_producer, "orders-tui-producer")
+        self._spawn(self._tail_dlq, "orders-tui-dlq")
+        self._monitor_lag()
+
+    def _run_pipeline(self) -> None:
+        try:
+            self.pipeline.run()
+        except Exception as exc:  # shown in the UI; the rest of the app keeps working
+            self.events.put(Notice(f"pipeline stopped: {exc}", error=True))
+
+    def _run_producer(self) -> None:
+        producer = OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
+        replayer = make_producer(self.settings)
+        streaming = False
+        stream_started = time.monotonic()
+        stream_sent = 0
+        while not self._stop.is_set():
+            try:
+                command, arg = self._commands.get(timeout=POLL)
+            except queue.Empty:
+                command, arg = "", None
+            if command == "batch":
+                result = producer.produce(int(arg), stop=self._stop)
+                self.produced += result.delivered
+                if result.failed:
+                    self.events.put(Notice(f"{result.failed} orders not delivered: "
+                                           f"{result.first_error}", error=True))  # fmt: skip
+            elif command == "stream":
+                streaming = bool(arg)
+                stream_started, stream_sent = time.monotonic(), 0
+                self.events.put(Notice("streaming orders" if streaming else "stream stopped"))
+            elif command == "replay":
+                self._replay(replayer, arg)
+            if streaming:
+                # Send what the rate allows since the stream started, in small steps so
+                # commands stay responsive.
+                due = int((time.monotonic() - stream_started) * self.rate) - stream_sent
+                if due > 0:
+                    result = producer.produce(min(due, max(1, int(self.rate // 10) or 1)))
+                    stream_sent += result.delivered + result.failed
+                    self.produced += result.delivered
+            replayer.poll(0)
+        replayer.flush(1.0)
+
+    def _replay(self, replayer: Producer, entry: DlqEntry) -> None:
+        topic, _, _ = entry.original
+        outcome: list[KafkaError | None] = []
+
+        def on_delivery(err: KafkaError | None, _msg: object) -> None:
+            outcome.append(err)
+
+        replayer.produce(
+            topic, entry.value, entry.key, headers=replay_headers(entry), on_delivery=on_delivery
+        )
+        replayer.flush(10)
+        if outcome and outcome[0] is None:
+            self.events.put(
+                Notice(f"replayed {entry.topic}[{entry.partition}]@{entry.offset} to {topic} "
+                       f"(replay {entry.replay_count + 1} of {self.max_replays})")
+            )  # fmt: skip
+        else:
+            why = outcome[0].str() if outcome else "no acknowledgement within 10 s"
+            self.events.put(Notice(f"replay failed: {why}", error=True))
+
+    def _tail_dlq(self) -> None:
+        """Read the DLQ topic from its beginning, then follow it; commits nothing."""
+        consumer = dlq_reader(self.settings, **{"enable.partition.eof": False})
+        try:
+            partitions = sorted(
+                consumer.list_topics(self.settings.dlq_topic, timeout=10)
+                .topics[self.settings.dlq_topic]
+                .partitions
+            )
+            consumer.assign([TopicPartition(self.settings.dlq_topic, p, 0) for p in partitions])
+            while not self._stop.is_set():
+                for msg in consumer.consume(500, POLL):
+                    if msg.error() is None:
+                        self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
+        except KafkaException as exc:
+            self.events.put(Notice(f"DLQ reader stopped: {exc.args[0].str()}", error=True))
+        finally:
+            consumer.close()
+
+    def _monitor_lag(self) -> None:
+        """Consumer lag per partition (end offset minus the group's committed offset), and
+        the connection state, from an AdminClient every 2 s."""
+        admin, _errors = admin_client(self.settings)
+        topic, group = self.settings.topic, self.config.group
+        while not self._stop.is_set():
+            try:
+                metadata = admin.list_topics(topic, timeout=2)
+                partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+                ends = admin.list_offsets(
+                    {tp: OffsetSpec.latest() for tp in partitions}, request_timeout=2
+                )
+                committed_future = admin.list_consumer_group_offsets(
+                    [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=2
+                )[group]
+                committed = {
+                    tp.partition: tp.offset
+                    for tp in committed_future.result().topic_partitions
+                    if tp.error is None
+                }
+                self.lag = {
+                    tp.partition: max(
+                        0, end.result().offset - max(0, committed.get(tp.partition, 0))
+                    )
+                    for tp, end in ends.items()
+                }
+                self._set_connected(True)
+            except KafkaException as exc:
+                self._set_connected(False, f"{exc.args[0].str()}")
+            self._stop.wait(LAG_EVERY)
+
+    def _set_connected(self, connected: bool, detail: str = "") -> None:
+        if connected != self.connected or not connected:
+            self.connected = connected
+            self.events.put(EngineStatus(connected, detail))

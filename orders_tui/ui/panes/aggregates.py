@@ -1,0 +1,52 @@
+"""The Aggregates pane: prices of processed orders, counters, rate, lag."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Sparkline, Static
+
+from orders_tui.domain.stats import PipelineStats
+
+SPARK_SECONDS = 60
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+class AggregatesPane(VerticalScroll, can_focus=True):
+    BORDER_TITLE = "Aggregates"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="figures")
+        yield Static("orders/s, last 60 s", id="spark-label")
+        yield Sparkline([0] * SPARK_SECONDS, id="rate-spark")
+        yield Static(id="lag")
+
+    def show(self, stats: PipelineStats, lag: dict[int, int], now: float) -> None:
+        summary = stats.summary(now)
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        by_type = {k: f"{v:,}" for k, v in summary["dead_lettered_by_type"].items()}
+        rows = [
+            ("count", f"{summary['processed']:,}", "consumed", f"{summary['consumed']:,}"),
+            ("total", _money(summary["total_price"]), "retries", f"{summary['retry_attempts']:,}"),
+            ("average", _money(summary["average_price"]), "recovered", f"{summary['recovered']:,}"),
+            ("min", _money(summary["min_price"]), "dead-lettered", f"{summary['dead_lettered']:,}"),
+            ("max", _money(summary["max_price"]), "  permanent", by_type.get("permanent", "0")),
+            ("orders/s", f"{stats.rate.rate(now):,.1f}", "  exhausted",
+             by_type.get("retries_exhausted", "0")),
+            ("", "", "  undecodable", by_type.get("deserialization", "0")),
+        ]  # fmt: skip
+        for row in rows:
+            table.add_row(*row)
+        self.query_one("#figures", Static).update(table)
+        self.query_one("#rate-spark", Sparkline).data = stats.rate.history(now, SPARK_SECONDS)
+        lag_text = "  ".join(f"p{p}: {n:,}" for p, n in sorted(lag.items())) or "—"
+        total = sum(lag.values())
+        self.query_one("#lag", Static).update(f"[bold]lag[/] {total:,}  ({lag_text})")

@@ -1,0 +1,60 @@
+"""The DLQ pane: entries read from the DLQ topic; enter opens one, r replays it."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+from orders_tui.kafka.dlq import DlqEntry
+from orders_tui.ui.panes.table import BoundedTable
+from orders_tui.ui.text import literal
+
+TYPE_STYLES = {"permanent": "red", "retries_exhausted": "yellow", "deserialization": "magenta"}
+
+
+def entry_key(entry: DlqEntry) -> str:
+    return f"{entry.partition}:{entry.offset}"
+
+
+def clock_time(ms: int) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) if ms > 0 else "—"
+
+
+class DlqPane(BoundedTable):
+    BORDER_TITLE = "DLQ"
+
+    def __init__(self, max_rows: int = 500, **kwargs: object) -> None:
+        super().__init__(
+            [
+                ("time", "time", 8),
+                ("type", "error_type", 17),
+                ("orig", "orig p/offset", 13),
+                ("reason", "reason", None),
+            ],
+            max_rows=max_rows,
+            **kwargs,
+        )
+        self.entries: dict[str, DlqEntry] = {}
+
+    def show(self, entry: DlqEntry) -> None:
+        key = entry_key(entry)
+        self.entries[key] = entry
+        _, partition, offset = entry.original
+        stamp = entry.header("timestamp")
+        self.upsert(
+            key,
+            (
+                clock_time(int(stamp) if stamp.isdigit() else entry.timestamp_ms),
+                Text(entry.error_type or "?", style=TYPE_STYLES.get(entry.error_type, "")),
+                f"{partition}/{offset}",
+                literal(entry.reason),
+            ),
+        )
+        if len(self.entries) > len(self.rows_model) + 100:
+            self.entries = {k: self.entries[k] for k in self.rows_model if k in self.entries}
+
+    @property
+    def selected(self) -> DlqEntry | None:
+        key = self._cursor_key()
+        return self.entries.get(key) if key else None
