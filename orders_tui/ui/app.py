@@ -54,11 +54,12 @@ class OrdersApp(App[None]):
         self.engine = engine
         self.clock = clock
         self.start_engine = start_engine
-        self.status_detail = "connecting…"
-        self.connected = False
+        self.status_detail = ""
+        self.connected: bool | None = None  # None until the engine first reports
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        yield Static(id="banner")
         with Container(id="panes"):
             yield OrdersPane(id="orders", classes="pane")
             yield RetriesPane(self.clock, id="retries", classes="pane")
@@ -108,7 +109,9 @@ class OrdersApp(App[None]):
         line = Text()
         line.append("Kafka ", style="bold")
         line.append_text(literal(settings.bootstrap_servers))
-        if self.connected:
+        if self.connected is None:
+            line.append("  ● connecting…", style="bold yellow")
+        elif self.connected:
             line.append("  ● connected", style="bold green")
         else:
             line.append("  ● disconnected", style="bold red")
@@ -123,10 +126,10 @@ class OrdersApp(App[None]):
         line.append_text(literal(f"{settings.topic} → {settings.dlq_topic}"))
         if engine.streaming:
             line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
-        if not self.connected and self.status_detail:
-            line.append("   ")
-            line.append_text(literal(self.status_detail, "red"))
         self.query_one("#status", Static).update(line)
+        banner = self.query_one("#banner", Static)
+        banner.display = self.connected is False and bool(self.status_detail)
+        banner.update(literal(self.status_detail))
 
     # ---- keys ----
 

@@ -10,6 +10,7 @@ from textual.widgets import Sparkline, Static
 from orders_tui.domain.stats import PipelineStats
 
 SPARK_SECONDS = 60
+NARROW_BELOW = 44  # columns: under this the figures stack in one label/value column
 
 
 def _money(value: float | None) -> str:
@@ -20,18 +21,30 @@ class AggregatesPane(VerticalScroll, can_focus=True):
     BORDER_TITLE = "Aggregates"
 
     def compose(self) -> ComposeResult:
+        yield Static(id="lag")
         yield Static(id="figures")
         yield Static("orders/s, last 60 s", id="spark-label")
         yield Sparkline([0] * SPARK_SECONDS, id="rate-spark")
-        yield Static(id="lag")
+
+    def _grid(self, rows: list[tuple[str, str, str, str]]) -> Table:
+        """Two label/value pairs a row; one pair a row when the pane is narrow."""
+        wide = self.size.width >= NARROW_BELOW
+        table = Table.grid(padding=(0, 2))
+        for _ in range(2 if wide else 1):
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column(justify="right", no_wrap=True)
+        if wide:
+            for row in rows:
+                table.add_row(*row)
+        else:
+            for left in (r[:2] for r in rows if r[0]):
+                table.add_row(*left)
+            for right in (r[2:] for r in rows):
+                table.add_row(right[0].strip(), right[1])
+        return table
 
     def show(self, stats: PipelineStats, lag: dict[int, int], now: float) -> None:
         summary = stats.summary(now)
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column(justify="right")
-        table.add_column(style="bold")
-        table.add_column(justify="right")
         by_type = {k: f"{v:,}" for k, v in summary["dead_lettered_by_type"].items()}
         rows = [
             ("count", f"{summary['processed']:,}", "consumed", f"{summary['consumed']:,}"),
@@ -43,9 +56,7 @@ class AggregatesPane(VerticalScroll, can_focus=True):
              by_type.get("retries_exhausted", "0")),
             ("", "", "  undecodable", by_type.get("deserialization", "0")),
         ]  # fmt: skip
-        for row in rows:
-            table.add_row(*row)
-        self.query_one("#figures", Static).update(table)
+        self.query_one("#figures", Static).update(self._grid(rows))
         self.query_one("#rate-spark", Sparkline).data = stats.rate.history(now, SPARK_SECONDS)
         lag_text = "  ".join(f"p{p}: {n:,}" for p, n in sorted(lag.items())) or "—"
         total = sum(lag.values())

@@ -22,11 +22,12 @@ class OrdersPane(BoundedTable):
     def __init__(self, max_rows: int = 500, **kwargs: object) -> None:
         super().__init__(
             [
-                ("at", "part/offset", 12),
-                ("order", "orderId", 36),
-                ("product", "product", None),
+                # Most telling first: a narrow terminal cuts columns from the right.
+                ("at", "p/offset", 8),
                 ("price", "price", 9),
                 ("outcome", "outcome", 13),
+                ("product", "product", 17),
+                ("order", "orderId", 13),
             ],
             max_rows=max_rows,
             **kwargs,
@@ -41,9 +42,9 @@ class OrdersPane(BoundedTable):
             f"{event.partition}:{event.offset}",
             (
                 f"{event.partition}/{event.offset}",
-                literal(event.order_id),
-                literal(event.product),
                 Text(price, justify="right"),
                 Text(outcome, style=OUTCOME_STYLES.get(event.outcome, "")),
+                literal(event.product),
+                literal(event.order_id),
             ),
         )

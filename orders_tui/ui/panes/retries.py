@@ -20,8 +20,8 @@ class RetriesPane(BoundedTable):
         super().__init__(
             [
                 ("order", "orderId", 13),
-                ("attempt", "attempt", 8),
-                ("next", "next in", 8),
+                ("attempt", "attempt", 7),
+                ("next", "next in", 9),
                 ("reason", "reason", None),
             ],
             max_rows=max_rows,

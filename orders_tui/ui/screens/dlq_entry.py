@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,9 +13,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from orders_tui.domain.order import Order
-from orders_tui.kafka.dlq import DlqEntry, header_text
+from orders_tui.kafka.dlq import ORIGINAL_TIMESTAMP, TIMESTAMP, DlqEntry, header_text
 from orders_tui.ui.panes.dlq import clock_time
 from orders_tui.ui.text import literal
+
+
+def wall_time(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) + f".{ms % 1000:03d}"
 
 
 def hex_dump(data: bytes, width: int = 16) -> Text:
@@ -38,7 +44,10 @@ def entry_details(entry: DlqEntry) -> Table:
     grid.add_row("", "")
     grid.add_row(Text("headers", style="bold underline"), "")
     for name, value in entry.decoded_headers():
-        grid.add_row(literal(name), literal(value))
+        shown = literal(value)
+        if name in (ORIGINAL_TIMESTAMP, TIMESTAMP) and value.isdigit():
+            shown.append(f"  ({wall_time(int(value))})", style="dim")
+        grid.add_row(literal(name), shown)
     grid.add_row("", "")
     order = entry.decoded()
     if isinstance(order, Order):

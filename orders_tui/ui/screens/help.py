@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -30,6 +30,6 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, what in KEYS:
             table.add_row(key, what)
-        with VerticalScroll(id="help") as scroll:
-            scroll.border_title = "Keys"
+        with Vertical(id="help") as box:
+            box.border_title = "Keys"
             yield Static(table)

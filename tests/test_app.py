@@ -1,0 +1,146 @@
+"""The dashboard against the real broker, driven by Textual's pilot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from orders_tui.domain.retry import Backoff
+from orders_tui.kafka.consumer import EngineConfig
+from orders_tui.kafka.dlq import DlqEntry
+from orders_tui.kafka.engine import Engine
+from orders_tui.ui.app import OrdersApp
+from orders_tui.ui.panes.dlq import DlqPane
+from orders_tui.ui.panes.orders import OrdersPane
+from orders_tui.ui.screens.dlq_entry import DlqEntryScreen
+from tests.kafka_helpers import read_all
+from tests.ui_helpers import screen_text, wait_for
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def engine(settings, group) -> Engine:
+    config = EngineConfig(group=group, backoff=Backoff(base=0.05, cap=0.2))
+    return Engine(settings, config, batch_size=15, seed=21)
+
+
+async def test_p_produces_orders_that_appear_and_are_counted(engine):
+    app = OrdersApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await pilot.press("p")
+        orders = app.query_one(OrdersPane)
+        await wait_for(pilot, lambda: engine.stats.consumed == 15 and orders.row_count == 15)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: engine.stats.consumed == 30 and orders.row_count == 30)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "● connected" in text
+        assert "consumer RUNNING" in text
+        assert "consumed       30" in text or "consumed      30" in text or " 30" in text
+        first_row = orders.get_row_at(0)
+        assert first_row[0].count("/") == 1  # partition/offset
+
+
+async def test_space_pauses_and_resumes_consumption(engine):
+    app = OrdersApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: engine.stats.consumed == 15)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: engine.pipeline.paused)
+        assert "consumer PAUSED" in screen_text(app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: engine.produced == 30)
+        await pilot.pause(2.0)
+        assert engine.stats.consumed == 15  # nothing is consumed while paused
+        await pilot.press("space")
+        await wait_for(pilot, lambda: engine.stats.consumed == 30)
+        assert "consumer RUNNING" in screen_text(app)
+
+
+async def test_dlq_entry_opens_with_decoded_headers_and_r_replays_it(engine, settings):
+    app = OrdersApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await pilot.press("p")
+        dlq = app.query_one(DlqPane)
+        await wait_for(pilot, lambda: dlq.row_count > 0)
+        dlq.focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DlqEntryScreen))
+        entry: DlqEntry = app.screen.entry
+        text = screen_text(app)
+        for name in ("error_reason", "error_type", "original_topic", "original_partition",
+                     "original_offset", "original_timestamp", "consumer_group"):  # fmt: skip
+            assert name in text
+        assert entry.reason[:40] in text
+        assert f"{settings.topic}[{entry.original[1]}]@{entry.original[2]}" in text
+
+        await pilot.press("r")
+        await wait_for(pilot, lambda: engine.produced >= 0 and _replayed(settings, entry))
+
+
+def _replayed(settings, entry: DlqEntry) -> bool:
+    for record in read_all(settings.bootstrap_servers, settings.topic):
+        headers = dict(record.headers() or [])
+        if headers.get("replayed_from_offset") == str(entry.offset).encode():
+            assert headers["replay_count"] == b"1"
+            assert headers["replayed_from_partition"] == str(entry.partition).encode()
+            assert "error_type" not in headers
+            assert record.value() == entry.value
+            assert record.key() == entry.key
+            return True
+    return False
+
+
+async def test_replay_is_refused_after_max_replays(engine):
+    from orders_tui.kafka.events import Notice
+
+    entry = DlqEntry("orders-dlq", 0, 7, 0, b"k", b"v",
+                     [("original_topic", b"orders"), ("replay_count", b"3")])  # fmt: skip
+    assert engine.replay(entry) is False
+    notices = [e for e in engine.events.drain() if isinstance(e, Notice)]
+    assert "replayed 3 times already" in notices[0].text
+
+
+async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
+    """Nothing listening: the app opens and says so; once a broker starts on that address
+    it connects by itself."""
+    from orders_tui.kafka.config import KafkaSettings
+    from tests.conftest import KAFKA_LOCAL, _free_port_pair
+
+    port = _free_port_pair()
+    settings = KafkaSettings(f"127.0.0.1:{port}", "orders", "orders-dlq")
+    app = OrdersApp(Engine(settings))
+    broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: "cannot reach" in screen_text(app), timeout=15)
+        text = screen_text(app).replace("\n", " ")
+        assert "● disconnected" in text
+        assert f"cannot reach Kafka at 127.0.0.1:{port}" in text
+        assert "scripts/kafka-local start" in text
+        start = await asyncio.create_subprocess_exec(broker[0], "start", *broker[1:])
+        try:
+            assert await start.wait() == 0
+            await wait_for(pilot, lambda: "● connected" in screen_text(app), timeout=30)
+        finally:
+            stop = await asyncio.create_subprocess_exec(broker[0], "stop", *broker[1:])
+            await stop.wait()
+
+
+async def test_q_quits_within_2_seconds(engine):
+    app = OrdersApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: engine.stats.consumed == 15)
+        started = time.monotonic()
+        await pilot.press("q")
+        await asyncio.sleep(0)
+    assert time.monotonic() - started < 2.5
