@@ -7,9 +7,9 @@ from __future__ import annotations
 from orders_tui.domain.codec import encode
 from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine import DlqEntrySeen, Engine
 from orders_tui.kafka.events import EngineStatus, OrderSeen, RetryFinished, RetryScheduled
-from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.ui.app import OrdersApp
 
 NOW = 1_795_000_000.0  # a fixed clock
