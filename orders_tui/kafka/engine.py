@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import (
+    Consumer,
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
@@ -35,6 +36,8 @@ from orders_tui.kafka.topics import DEFAULT_PARTITIONS, admin_client, ensure_top
 RECONNECT_EVERY = 2.0
 LAG_EVERY = 2.0
 POLL = 0.1
+DLQ_BATCH = 2000
+DLQ_SHOWN = 500  # the DLQ pane's bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +171,7 @@ class Engine:
             self.events.put(Notice(f"pipeline stopped: {exc}", error=True))
 
     def _run_producer(self) -> None:
-        producer = OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
+        producer: OrderProducer | None = None  # made on first use: Faker loads slowly
         replayer = make_producer(self.settings)
         streaming = False
         stream_started = time.monotonic()
@@ -178,6 +181,8 @@ class Engine:
                 command, arg = self._commands.get(timeout=POLL)
             except queue.Empty:
                 command, arg = "", None
+            if command in ("batch", "stream") and producer is None:
+                producer = OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
             if command == "batch":
                 result = producer.produce(int(arg), stop=self._stop)
                 self.produced += result.delivered
@@ -222,23 +227,40 @@ class Engine:
             self.events.put(Notice(f"replay failed: {why}", error=True))
 
     def _tail_dlq(self) -> None:
-        """Read the DLQ topic from its beginning, then follow it; commits nothing."""
+        """Follow the DLQ topic's newest entries (commits nothing).
+
+        The pane holds DLQ_SHOWN entries, so each partition is read from its last
+        DLQ_SHOWN records, entries of earlier runs included; when the topic grows faster
+        than that, the reader skips ahead instead of decoding what the pane would drop.
+        """
+        topic = self.settings.dlq_topic
         consumer = dlq_reader(self.settings, **{"enable.partition.eof": False})
         try:
-            partitions = sorted(
-                consumer.list_topics(self.settings.dlq_topic, timeout=10)
-                .topics[self.settings.dlq_topic]
-                .partitions
-            )
-            consumer.assign([TopicPartition(self.settings.dlq_topic, p, 0) for p in partitions])
+            partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+            starts = []
+            for p in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                starts.append(TopicPartition(topic, p, max(low, high - DLQ_SHOWN)))
+            consumer.assign(starts)
             while not self._stop.is_set():
-                for msg in consumer.consume(500, POLL):
-                    if msg.error() is None:
-                        self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
+                batch = [m for m in consumer.consume(DLQ_BATCH, POLL) if m.error() is None]
+                for msg in batch[-DLQ_SHOWN:]:
+                    self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
+                if len(batch) == DLQ_BATCH:
+                    self._skip_ahead(consumer, batch)
         except KafkaException as exc:
             self.events.put(Notice(f"DLQ reader stopped: {exc.args[0].str()}", error=True))
         finally:
             consumer.close()
+
+    @staticmethod
+    def _skip_ahead(consumer: Consumer, batch: list) -> None:
+        last = {m.partition(): m.offset() for m in batch}
+        for partition, offset in last.items():
+            tp = TopicPartition(batch[0].topic(), partition)
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high - offset > DLQ_SHOWN:
+                consumer.seek(TopicPartition(tp.topic, partition, high - DLQ_SHOWN))
 
     def _monitor_lag(self) -> None:
         """Consumer lag per partition (end offset minus the group's committed offset), and

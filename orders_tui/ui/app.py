@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 
 from orders_tui.kafka.engine import DlqEntrySeen, Engine
 from orders_tui.kafka.events import (
@@ -25,16 +26,19 @@ from orders_tui.ui.panes.aggregates import AggregatesPane
 from orders_tui.ui.panes.dlq import DlqPane
 from orders_tui.ui.panes.orders import OrdersPane
 from orders_tui.ui.panes.retries import RetriesPane
+from orders_tui.ui.panes.table import RowTable
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen
 from orders_tui.ui.screens.help import HelpScreen
 from orders_tui.ui.text import literal
 
 TICK_SECONDS = 0.1  # events reach the panes at most 10 times a second
+AGGREGATES_EVERY = 2  # ticks between aggregate refreshes while events flow
 
 
 class OrdersApp(App[None]):
     TITLE = "orders-tui"
-    CSS_PATH = "app.tcss"
+    # Absolute, so subclasses elsewhere (the benchmark's) find it too.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     BINDINGS = [
         Binding("p", "produce", "Produce"),
         Binding("P", "stream", "Stream"),
@@ -54,21 +58,30 @@ class OrdersApp(App[None]):
         self.engine = engine
         self.clock = clock
         self.start_engine = start_engine
+        # Kept as attributes: query_one() searches the active screen, which is a modal
+        # while a DLQ entry or the help is open.
+        self.orders = OrdersPane(id="orders", classes="pane")
+        self.retries = RetriesPane(clock, id="retries", classes="pane")
+        self.dlq = DlqPane(id="dlq", classes="pane")
+        self.aggregates = AggregatesPane(id="aggregates", classes="pane")
+        self.status = Static(id="status")
+        self.banner = Static(id="banner")
+        self._ticks = 0
         self.status_detail = ""
         self.connected: bool | None = None  # None until the engine first reports
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status")
-        yield Static(id="banner")
+        yield self.status
+        yield self.banner
         with Container(id="panes"):
-            yield OrdersPane(id="orders", classes="pane")
-            yield RetriesPane(self.clock, id="retries", classes="pane")
-            yield DlqPane(id="dlq", classes="pane")
-            yield AggregatesPane(id="aggregates", classes="pane")
+            yield self.orders
+            yield self.retries
+            yield self.dlq
+            yield self.aggregates
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(OrdersPane).focus()
+        self.orders.focus()
         self.refresh_status()
         self.set_interval(TICK_SECONDS, self.pull_events)
         if self.start_engine:
@@ -80,13 +93,16 @@ class OrdersApp(App[None]):
         self.apply_events(self.engine.events.drain())
 
     def apply_events(self, events: list[Event | DlqEntrySeen]) -> None:
-        orders = self.query_one(OrdersPane)
-        retries = self.query_one(RetriesPane)
-        dlq = self.query_one(DlqPane)
+        orders, retries, dlq = self.orders, self.retries, self.dlq
         status_changed = False
+        # Under load a tick brings thousands of orders; the pane keeps the newest
+        # max_rows, so older ones of this batch would be upserted only to be trimmed.
+        seen = [e for e in events if isinstance(e, OrderSeen)]
+        for event in seen[-orders.max_rows :]:
+            orders.show(event)
         for event in events:
             if isinstance(event, OrderSeen):
-                orders.show(event)
+                continue
             elif isinstance(event, RetryScheduled | RetryFinished):
                 retries.show(event)
             elif isinstance(event, DlqEntrySeen):
@@ -100,7 +116,9 @@ class OrdersApp(App[None]):
         retries.tick()
         for pane in (orders, retries, dlq):
             pane.flush()
-        self.query_one(AggregatesPane).show(self.engine.stats, self.engine.lag, self.clock())
+        self._ticks += 1
+        if self._ticks % AGGREGATES_EVERY == 0 or not events:
+            self.aggregates.show(self.engine.stats, self.engine.lag, self.clock())
         if status_changed:
             self.refresh_status()
 
@@ -126,8 +144,8 @@ class OrdersApp(App[None]):
         line.append_text(literal(f"{settings.topic} → {settings.dlq_topic}"))
         if engine.streaming:
             line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
-        self.query_one("#status", Static).update(line)
-        banner = self.query_one("#banner", Static)
+        self.status.update(line)
+        banner = self.banner
         banner.display = self.connected is False and bool(self.status_detail)
         banner.update(literal(self.status_detail))
 
@@ -146,7 +164,7 @@ class OrdersApp(App[None]):
         self.refresh_status()
 
     def action_replay_selected(self) -> None:
-        dlq = self.query_one(DlqPane)
+        dlq = self.dlq
         if not dlq.has_focus:
             self.notify("select an entry in the DLQ pane to replay it", severity="warning")
             return
@@ -161,9 +179,9 @@ class OrdersApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if isinstance(event.data_table, DlqPane):
-            entry = event.data_table.entries.get(event.row_key.value)
+    def on_row_table_selected(self, event: RowTable.Selected) -> None:
+        if event.table is self.dlq:
+            entry = self.dlq.entries.get(event.key)
             if entry is not None:
                 self.push_screen(DlqEntryScreen(entry))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from orders_tui.domain.stats import PipelineStats
@@ -17,18 +20,34 @@ def _money(value: float | None) -> str:
     return "—" if value is None else f"{value:,.2f}"
 
 
+class Figures(Widget):
+    """A renderable swapped in place: unlike Static.update, no layout pass each time."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._renderable: RenderableType = ""
+
+    def set(self, renderable: RenderableType, layout: bool = False) -> None:
+        self._renderable = renderable
+        self.refresh(layout=layout)
+
+    def render(self) -> RenderableType:
+        return self._renderable
+
+
 class AggregatesPane(VerticalScroll, can_focus=True):
     BORDER_TITLE = "Aggregates"
 
+    _wide: bool | None = None
+
     def compose(self) -> ComposeResult:
-        yield Static(id="lag")
-        yield Static(id="figures")
+        yield Figures(id="lag")
+        yield Figures(id="figures")
         yield Static("orders/s, last 60 s", id="spark-label")
         yield Sparkline([0] * SPARK_SECONDS, id="rate-spark")
 
-    def _grid(self, rows: list[tuple[str, str, str, str]]) -> Table:
+    def _grid(self, rows: list[tuple[str, str, str, str]], wide: bool) -> Table:
         """Two label/value pairs a row; one pair a row when the pane is narrow."""
-        wide = self.size.width >= NARROW_BELOW
         table = Table.grid(padding=(0, 2))
         for _ in range(2 if wide else 1):
             table.add_column(style="bold", no_wrap=True)
@@ -56,8 +75,12 @@ class AggregatesPane(VerticalScroll, can_focus=True):
              by_type.get("retries_exhausted", "0")),
             ("", "", "  undecodable", by_type.get("deserialization", "0")),
         ]  # fmt: skip
-        self.query_one("#figures", Static).update(self._grid(rows))
+        wide = self.size.width >= NARROW_BELOW
+        self.query_one("#figures", Figures).set(self._grid(rows, wide), layout=wide != self._wide)
+        self._wide = wide
         self.query_one("#rate-spark", Sparkline).data = stats.rate.history(now, SPARK_SECONDS)
         lag_text = "  ".join(f"p{p}: {n:,}" for p, n in sorted(lag.items())) or "—"
         total = sum(lag.values())
-        self.query_one("#lag", Static).update(f"[bold]lag[/] {total:,}  ({lag_text})")
+        self.query_one("#lag", Figures).set(
+            Text.assemble(("lag ", "bold"), f"{total:,}  ({lag_text})")
+        )

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 
-from rich.text import Text
-
 from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.ui.panes.table import BoundedTable
-from orders_tui.ui.text import literal
+from orders_tui.ui.panes.table import RowTable
 
 TYPE_STYLES = {"permanent": "red", "retries_exhausted": "yellow", "deserialization": "magenta"}
 
@@ -21,7 +18,7 @@ def clock_time(ms: int) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) if ms > 0 else "—"
 
 
-class DlqPane(BoundedTable):
+class DlqPane(RowTable):
     BORDER_TITLE = "DLQ"
 
     def __init__(self, max_rows: int = 500, **kwargs: object) -> None:
@@ -29,7 +26,7 @@ class DlqPane(BoundedTable):
             [
                 ("time", "time", 8),
                 ("type", "error_type", 17),
-                ("orig", "orig p/offset", 13),
+                ("orig", "orig p/off", 10),
                 ("reason", "reason", None),
             ],
             max_rows=max_rows,
@@ -46,9 +43,9 @@ class DlqPane(BoundedTable):
             key,
             (
                 clock_time(int(stamp) if stamp.isdigit() else entry.timestamp_ms),
-                Text(entry.error_type or "?", style=TYPE_STYLES.get(entry.error_type, "")),
+                (entry.error_type or "?", TYPE_STYLES.get(entry.error_type, "")),
                 f"{partition}/{offset}",
-                literal(entry.reason),
+                entry.reason,
             ),
         )
         if len(self.entries) > len(self.rows_model) + 100:
@@ -56,5 +53,5 @@ class DlqPane(BoundedTable):
 
     @property
     def selected(self) -> DlqEntry | None:
-        key = self._cursor_key()
+        key = self.cursor_key
         return self.entries.get(key) if key else None

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from rich.text import Text
-
 from orders_tui.kafka.events import OrderSeen
-from orders_tui.ui.panes.table import BoundedTable
-from orders_tui.ui.text import literal
+from orders_tui.ui.panes.table import RowTable
 
 OUTCOME_STYLES = {
     "processed": "green",
@@ -16,7 +13,7 @@ OUTCOME_STYLES = {
 OUTCOME_LABELS = {"dead_lettered": "dead-lettered"}
 
 
-class OrdersPane(BoundedTable):
+class OrdersPane(RowTable):
     BORDER_TITLE = "Orders"
 
     def __init__(self, max_rows: int = 500, **kwargs: object) -> None:
@@ -26,8 +23,8 @@ class OrdersPane(BoundedTable):
                 ("at", "p/offset", 8),
                 ("price", "price", 9),
                 ("outcome", "outcome", 13),
-                ("product", "product", 17),
-                ("order", "orderId", 13),
+                ("product", "product", 20),
+                ("order", "orderId", None),
             ],
             max_rows=max_rows,
             **kwargs,
@@ -42,9 +39,9 @@ class OrdersPane(BoundedTable):
             f"{event.partition}:{event.offset}",
             (
                 f"{event.partition}/{event.offset}",
-                Text(price, justify="right"),
-                Text(outcome, style=OUTCOME_STYLES.get(event.outcome, "")),
-                literal(event.product),
-                literal(event.order_id),
+                (price, "right"),
+                (outcome, OUTCOME_STYLES.get(event.outcome, "")),
+                event.product,
+                event.order_id,
             ),
         )

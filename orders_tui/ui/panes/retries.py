@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.text import Text
-
 from orders_tui.kafka.events import RetryFinished, RetryScheduled
-from orders_tui.ui.panes.table import BoundedTable
-from orders_tui.ui.text import literal
+from orders_tui.ui.panes.table import RowTable
 
 FINAL_STYLES = {"recovered": "green", "exhausted": "bold red"}
 
 
-class RetriesPane(BoundedTable):
+class RetriesPane(RowTable):
     BORDER_TITLE = "Retries"
 
     def __init__(self, clock: Callable[[], float], max_rows: int = 500, **kwargs: object) -> None:
@@ -37,31 +34,25 @@ class RetriesPane(BoundedTable):
             self.upsert(key, self._cells(event, self._countdown(event)))
             return
         scheduled = self._pending.pop(key, None)
-        final = Text(event.outcome, style=FINAL_STYLES.get(event.outcome, ""))
+        final = (event.outcome, FINAL_STYLES.get(event.outcome, ""))
         max_attempts = scheduled.max_attempts if scheduled else "?"
         reason = scheduled.reason if scheduled else ""
         self.upsert(
             key,
-            (literal(event.order_id[:13]), f"{event.attempts}/{max_attempts}", final,
-             literal(reason)),
+            (event.order_id, f"{event.attempts}/{max_attempts}", final, reason),
         )  # fmt: skip
 
     def tick(self) -> None:
         """Refresh the countdowns of orders still waiting."""
         for key, event in list(self._pending.items()):
-            if key not in self.rows_model:
+            if key not in self.rows_model:  # trimmed away
                 del self._pending[key]
                 continue
             self.upsert(key, self._cells(event, self._countdown(event)))
 
-    def _countdown(self, event: RetryScheduled) -> Text:
+    def _countdown(self, event: RetryScheduled) -> tuple[str, str]:
         left = max(0.0, event.due - self._clock())
-        return Text(f"{left:4.1f}s", style="yellow")
+        return (f"{left:4.1f}s", "yellow")
 
-    def _cells(self, event: RetryScheduled, next_in: Text) -> tuple:
-        return (
-            literal(event.order_id[:13]),
-            f"{event.attempt}/{event.max_attempts}",
-            next_in,
-            literal(event.reason),
-        )
+    def _cells(self, event: RetryScheduled, next_in: tuple[str, str]) -> tuple:
+        return (event.order_id, f"{event.attempt}/{event.max_attempts}", next_in, event.reason)

@@ -1,0 +1,119 @@
+"""The dashboard on a backlog, against the headless engine on the same backlog.
+
+Loads a backlog (default 200,000 orders), runs the headless pipeline over it, then runs
+the dashboard (Textual's `run_test`, 120x40, in a child process so its peak RSS is its
+own) over the same backlog in another group, pressing a key every 50 ms throughout.
+Prints the dashboard's orders/s as a ratio of the engine's (target >= 0.8), the 99th
+percentile key latency (target < 200 ms) and the peak RSS (target < 250 MB).
+
+    python benchmarks/app.py [-b HOST:PORT] [-n 200000]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import time
+import uuid
+
+from _common import fresh_topics, parse_args, report
+from consume import pipeline_run
+from textual import events
+
+from orders_tui.domain.retry import Backoff
+from orders_tui.domain.rules import FailureRules
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer import EngineConfig
+from orders_tui.kafka.engine import Engine
+from orders_tui.kafka.producer import OrderProducer
+from orders_tui.ui.app import OrdersApp
+
+KEY_EVERY = 0.05
+
+
+class TimedApp(OrdersApp):
+    """The dashboard plus one binding that records when a key press was handled."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.handled: list[float] = []
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "f12":
+            self.handled.append(time.perf_counter())
+
+
+async def drive_app(settings: KafkaSettings, count: int) -> dict[str, float]:
+    config = EngineConfig(group=f"bench-app-{uuid.uuid4().hex[:8]}", backoff=Backoff(base=0))
+    engine = Engine(settings, config)
+    app = TimedApp(engine)
+    latencies: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        stats = engine.stats
+        start = end = None
+        next_key = time.perf_counter()
+        while end is None:
+            await asyncio.sleep(0.002)
+            if not app.is_running:
+                raise RuntimeError("the dashboard stopped before the backlog was done")
+            now = time.perf_counter()
+            if start is None and stats.consumed:
+                start = now
+            if stats.processed + stats.dead_lettered >= count:
+                end = now
+            if start is not None and now >= next_key:
+                before = len(app.handled)
+                sent = time.perf_counter()
+                app.post_message(events.Key("f12", None))
+                while len(app.handled) == before:
+                    await asyncio.sleep(0.001)
+                latencies.append(app.handled[-1] - sent)
+                next_key = sent + KEY_EVERY
+        await pilot.pause(0.5)
+    latencies.sort()
+    return {
+        "rate": count / (end - start),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "max_ms": 1000 * latencies[-1],
+        "presses": len(latencies),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def child(argv: list[str]) -> None:
+    bootstrap, topic, dlq, count = argv
+    settings = KafkaSettings(bootstrap, topic, dlq)
+    print(json.dumps(asyncio.run(drive_app(settings, int(count)))))
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    settings = fresh_topics(args.bootstrap_servers, args.partitions, "bench-app")
+    result = OrderProducer(settings, seed=1).produce(args.count)
+    assert result.delivered == args.count, result
+    engine_rate = pipeline_run(settings, args.count, FailureRules())
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", settings.bootstrap_servers, settings.topic,
+         settings.dlq_topic, str(args.count)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    app = json.loads(out.strip().splitlines()[-1])
+    report(
+        f"dashboard on a backlog of {args.count:,} orders, {args.partitions} partitions",
+        [("headless engine", engine_rate), ("dashboard (run_test, 120x40)", app["rate"])],
+        baseline="headless engine",
+    )
+    print(
+        f"  key latency p99 {app['p99_ms']:.1f} ms (max {app['max_ms']:.1f} ms, "
+        f"{app['presses']} presses); peak RSS {app['peak_rss_mb']:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2:])
+    else:
+        main()
