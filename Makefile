@@ -26,7 +26,7 @@ broker-stop:
 	else scripts/kafka-local stop; fi
 
 run: install broker
-	$(BIN)/orders-tui -b $(BOOTSTRAP) produce
+	$(BIN)/orders-tui -b $(BOOTSTRAP)
 
 lint: install
 	$(BIN)/ruff check .
@@ -42,6 +42,8 @@ test: lint
 
 bench: install broker
 	$(BIN)/python benchmarks/produce.py -b $(BOOTSTRAP)
+	$(BIN)/python benchmarks/consume.py -b $(BOOTSTRAP)
+	$(BIN)/python benchmarks/app.py -b $(BOOTSTRAP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -13,25 +13,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from orders_tui.domain.codec import WireFormat
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
-from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.consumer import EngineConfig, Pipeline
 from orders_tui.kafka.dlq import DlqEntry, dlq_reader, replay_headers
 from orders_tui.kafka.events import EngineStatus, EventQueue, Notice
 from orders_tui.kafka.producer import OrderProducer, make_producer
-from orders_tui.kafka.topics import DEFAULT_PARTITIONS, admin_client, ensure_topics
+from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
 
 RECONNECT_EVERY = 2.0
 LAG_EVERY = 2.0
@@ -264,34 +256,36 @@ class Engine:
 
     def _monitor_lag(self) -> None:
         """Consumer lag per partition (end offset minus the group's committed offset), and
-        the connection state, from an AdminClient every 2 s."""
-        admin, _errors = admin_client(self.settings)
-        topic, group = self.settings.topic, self.config.group
-        while not self._stop.is_set():
-            try:
-                metadata = admin.list_topics(topic, timeout=2)
-                partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
-                ends = admin.list_offsets(
-                    {tp: OffsetSpec.latest() for tp in partitions}, request_timeout=2
-                )
-                committed_future = admin.list_consumer_group_offsets(
-                    [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=2
-                )[group]
-                committed = {
-                    tp.partition: tp.offset
-                    for tp in committed_future.result().topic_partitions
-                    if tp.error is None
-                }
-                self.lag = {
-                    tp.partition: max(
-                        0, end.result().offset - max(0, committed.get(tp.partition, 0))
-                    )
-                    for tp, end in ends.items()
-                }
-                self._set_connected(True)
-            except KafkaException as exc:
-                self._set_connected(False, f"{exc.args[0].str()}")
-            self._stop.wait(LAG_EVERY)
+        the connection state, every 2 s.
+
+        A consumer that never subscribes reads the group's committed offsets without
+        joining it. (AdminClient.list_consumer_group_offsets crashed librdkafka 2.16 here:
+        a segfault in rd_kafka_cgrp_op on a retried OffsetFetch.)
+        """
+        topic = self.settings.topic
+        reader = make_client(
+            Consumer,
+            self.settings.client_config(
+                **{"group.id": self.config.group, "enable.auto.commit": False}
+            ),
+        )
+        try:
+            while not self._stop.is_set():
+                try:
+                    metadata = reader.list_topics(topic, timeout=2)
+                    tps = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+                    committed = {tp.partition: tp.offset for tp in reader.committed(tps, timeout=2)}
+                    lag = {}
+                    for tp in tps:
+                        _, high = reader.get_watermark_offsets(tp, timeout=2)
+                        lag[tp.partition] = max(0, high - max(0, committed.get(tp.partition, 0)))
+                    self.lag = lag
+                    self._set_connected(True)
+                except KafkaException as exc:
+                    self._set_connected(False, exc.args[0].str())
+                self._stop.wait(LAG_EVERY)
+        finally:
+            reader.close()
 
     def _set_connected(self, connected: bool, detail: str = "") -> None:
         if connected != self.connected or not connected:

@@ -38,13 +38,18 @@ class Figures(Widget):
 class AggregatesPane(VerticalScroll, can_focus=True):
     BORDER_TITLE = "Aggregates"
 
-    _wide: bool | None = None
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._wide: bool | None = None
+        self.lag = Figures(id="lag")
+        self.figures = Figures(id="figures")
+        self.spark = Sparkline([0] * SPARK_SECONDS, id="rate-spark")
 
     def compose(self) -> ComposeResult:
-        yield Figures(id="lag")
-        yield Figures(id="figures")
+        yield self.lag
+        yield self.figures
         yield Static("orders/s, last 60 s", id="spark-label")
-        yield Sparkline([0] * SPARK_SECONDS, id="rate-spark")
+        yield self.spark
 
     def _grid(self, rows: list[tuple[str, str, str, str]], wide: bool) -> Table:
         """Two label/value pairs a row; one pair a row when the pane is narrow."""
@@ -76,11 +81,9 @@ class AggregatesPane(VerticalScroll, can_focus=True):
             ("", "", "  undecodable", by_type.get("deserialization", "0")),
         ]  # fmt: skip
         wide = self.size.width >= NARROW_BELOW
-        self.query_one("#figures", Figures).set(self._grid(rows, wide), layout=wide != self._wide)
+        self.figures.set(self._grid(rows, wide), layout=wide != self._wide)
         self._wide = wide
-        self.query_one("#rate-spark", Sparkline).data = stats.rate.history(now, SPARK_SECONDS)
+        self.spark.data = stats.rate.history(now, SPARK_SECONDS)
         lag_text = "  ".join(f"p{p}: {n:,}" for p, n in sorted(lag.items())) or "—"
         total = sum(lag.values())
-        self.query_one("#lag", Figures).set(
-            Text.assemble(("lag ", "bold"), f"{total:,}  ({lag_text})")
-        )
+        self.lag.set(Text.assemble(("lag ", "bold"), f"{total:,}  ({lag_text})"))
