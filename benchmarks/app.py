@@ -32,6 +32,7 @@ from orders_tui.kafka.producer import OrderProducer
 from orders_tui.ui.app import OrdersApp
 
 KEY_EVERY = 0.05
+POLL_EVERY = 0.002
 
 
 class TimedApp(OrdersApp):
@@ -56,7 +57,7 @@ async def drive_app(settings: KafkaSettings, count: int) -> dict[str, float]:
         start = end = None
         next_key = time.perf_counter()
         while end is None:
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(POLL_EVERY)
             if not app.is_running:
                 raise RuntimeError("the dashboard stopped before the backlog was done")
             now = time.perf_counter()

@@ -30,6 +30,7 @@ LAG_EVERY = 2.0
 POLL = 0.1
 DLQ_BATCH = 2000
 DLQ_SHOWN = 500  # the DLQ pane's bound
+DLQ_EVERY = 0.25  # seconds between DLQ reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +241,9 @@ class Engine:
                     self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
                 if len(batch) == DLQ_BATCH:
                     self._skip_ahead(consumer, batch)
+                # Let entries gather: a few large batches cost far less than many small
+                # ones, and the pane refreshes at a human pace anyway.
+                self._stop.wait(DLQ_EVERY)
         except KafkaException as exc:
             self.events.put(Notice(f"DLQ reader stopped: {exc.args[0].str()}", error=True))
         finally:

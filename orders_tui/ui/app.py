@@ -100,13 +100,14 @@ class OrdersApp(App[None]):
         seen = [e for e in events if isinstance(e, OrderSeen)]
         for event in seen[-orders.max_rows :]:
             orders.show(event)
+        entries = [e for e in events if isinstance(e, DlqEntrySeen)]
+        for event in entries[-dlq.max_rows :]:
+            dlq.show(event.entry)
         for event in events:
-            if isinstance(event, OrderSeen):
+            if isinstance(event, OrderSeen | DlqEntrySeen):
                 continue
             elif isinstance(event, RetryScheduled | RetryFinished):
                 retries.show(event)
-            elif isinstance(event, DlqEntrySeen):
-                dlq.show(event.entry)
             elif isinstance(event, EngineStatus):
                 if event.connected != self.connected or event.detail:
                     self.connected, self.status_detail = event.connected, event.detail
