@@ -343,11 +343,11 @@ def format_summary(s: dict) -> str:
 
 
 def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
-    from orders_tui.kafka.engine import Engine
+    from orders_tui.kafka.engine import EngineOptions
+    from orders_tui.kafka.remote import EngineProcess
     from orders_tui.ui.app import OrdersApp
 
-    engine = Engine(
-        settings,
+    options = EngineOptions(
         _engine_config(args),
         batch_size=args.batch_size,
         rate=args.rate,
@@ -355,7 +355,12 @@ def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
         partitions=args.partitions,
         seed=args.seed,
     )
-    OrdersApp(engine).run()
+    engine = EngineProcess(settings, options=options)
+    engine.start()
+    try:
+        OrdersApp(engine).run()
+    finally:
+        engine.stop()
     return 0
 
 

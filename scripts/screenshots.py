@@ -17,7 +17,8 @@ from pathlib import Path
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import EngineConfig
-from orders_tui.kafka.engine import Engine
+from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -26,7 +27,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 async def shoot(bootstrap: str, size: tuple[int, int], name: str, open_entry: bool) -> None:
     suffix = uuid.uuid4().hex[:6]
     settings = KafkaSettings(bootstrap, f"orders-demo-{suffix}", f"orders-demo-dlq-{suffix}")
-    engine = Engine(settings, EngineConfig(backoff=Backoff(base=1.0)), batch_size=40, seed=3)
+    options = EngineOptions(EngineConfig(backoff=Backoff(base=1.0)), batch_size=40, seed=3)
+    engine = EngineProcess(settings, options)
+    engine.start()
     app = OrdersApp(engine)
     async with app.run_test(size=size) as pilot:
         deadline = time.monotonic() + 30
@@ -42,6 +45,7 @@ async def shoot(bootstrap: str, size: tuple[int, int], name: str, open_entry: bo
             await pilot.pause(0.3)
         app.save_screenshot(filename=name, path=str(DOCS))
         await pilot.press("q")
+    engine.stop()
 
 
 def main() -> None:

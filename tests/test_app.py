@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from orders_tui.domain.retry import Backoff
+from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.kafka.engine import Engine
+from orders_tui.kafka.engine import Engine, EngineOptions
+from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
 from orders_tui.ui.panes.dlq import DlqPane
 from orders_tui.ui.panes.orders import OrdersPane
@@ -23,15 +26,19 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-def engine(settings, group) -> Engine:
+def engine(settings, group) -> Iterator[EngineProcess]:
+    """The engine as the dashboard runs it: in a child process."""
     config = EngineConfig(group=group, backoff=Backoff(base=0.05, cap=0.2))
-    return Engine(settings, config, batch_size=15, seed=21)
+    engine = EngineProcess(settings, EngineOptions(config, batch_size=15, seed=21))
+    engine.start()  # before the app runs, as the CLI does
+    yield engine
+    engine.stop()
 
 
 async def test_p_produces_orders_that_appear_and_are_counted(engine):
     app = OrdersApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await wait_for(pilot, lambda: app.connected and engine.stats.started)
         await pilot.press("p")
         orders = app.query_one(OrdersPane)
         await wait_for(pilot, lambda: engine.stats.consumed == 15 and orders.row_count == 15)
@@ -52,11 +59,11 @@ async def test_p_produces_orders_that_appear_and_are_counted(engine):
 async def test_space_pauses_and_resumes_consumption(engine):
     app = OrdersApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await wait_for(pilot, lambda: app.connected and engine.stats.started)
         await pilot.press("p")
         await wait_for(pilot, lambda: engine.stats.consumed == 15)
         await pilot.press("space")
-        await wait_for(pilot, lambda: engine.pipeline.paused)
+        await wait_for(pilot, lambda: engine.pipeline_paused)
         assert "consumer PAUSED" in screen_text(app)
         await pilot.press("p")
         await wait_for(pilot, lambda: engine.produced == 30)
@@ -70,7 +77,7 @@ async def test_space_pauses_and_resumes_consumption(engine):
 async def test_dlq_entry_opens_with_decoded_headers_and_r_replays_it(engine, settings):
     app = OrdersApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await wait_for(pilot, lambda: app.connected and engine.stats.started)
         await pilot.press("p")
         dlq = app.query_one(DlqPane)
         await wait_for(pilot, lambda: dlq.row_count > 0)
@@ -103,7 +110,8 @@ def _replayed(settings, entry: DlqEntry) -> bool:
     return False
 
 
-async def test_replay_is_refused_after_max_replays(engine):
+async def test_replay_is_refused_after_max_replays():
+    engine = Engine(KafkaSettings("localhost:9092", "orders", "orders-dlq"))  # not started
     from orders_tui.kafka.events import Notice
 
     entry = DlqEntry("orders-dlq", 0, 7, 0, b"k", b"v",
@@ -121,7 +129,9 @@ async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
 
     port = _free_port_pair()
     settings = KafkaSettings(f"127.0.0.1:{port}", "orders", "orders-dlq")
-    app = OrdersApp(Engine(settings))
+    engine = EngineProcess(settings)
+    engine.start()
+    app = OrdersApp(engine)
     broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: "cannot reach" in screen_text(app), timeout=15)
@@ -136,12 +146,13 @@ async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
         finally:
             stop = await asyncio.create_subprocess_exec(broker[0], "stop", *broker[1:])
             await stop.wait()
+    engine.stop()
 
 
 async def test_q_quits_within_2_seconds(engine):
     app = OrdersApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.pipeline.stats.started)
+        await wait_for(pilot, lambda: app.connected and engine.stats.started)
         await pilot.press("p")
         await wait_for(pilot, lambda: engine.stats.consumed == 15)
         started = time.monotonic()

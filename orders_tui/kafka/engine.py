@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -46,24 +46,29 @@ class ProducerState:
     produced: int
 
 
+@dataclass
+class EngineOptions:
+    """What the dashboard's flags set, besides the connection."""
+
+    config: EngineConfig = field(default_factory=EngineConfig)
+    batch_size: int = 15
+    rate: float = 10.0
+    max_replays: int = 3
+    partitions: int = DEFAULT_PARTITIONS
+    seed: int | None = None
+
+
 class Engine:
-    def __init__(
-        self,
-        settings: KafkaSettings,
-        config: EngineConfig | None = None,
-        batch_size: int = 15,
-        rate: float = 10.0,
-        max_replays: int = 3,
-        partitions: int = DEFAULT_PARTITIONS,
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
+        options = options or EngineOptions()
         self.settings = settings
-        self.config = config or EngineConfig()
-        self.batch_size = batch_size
-        self.rate = rate
-        self.max_replays = max_replays
-        self.partitions = partitions
-        self.seed = seed
+        self.options = options
+        self.config = options.config
+        self.batch_size = options.batch_size
+        self.rate = options.rate
+        self.max_replays = options.max_replays
+        self.partitions = options.partitions
+        self.seed = options.seed
         self.events = EventQueue()
         self.pipeline = Pipeline(settings, self.config, self.events)
         self.lag: dict[int, int] = {}
@@ -108,23 +113,32 @@ class Engine:
 
     @property
     def paused(self) -> bool:
+        """Pause requested (the header shows it at once)."""
         return self.pipeline.pause_requested
+
+    @property
+    def pipeline_paused(self) -> bool:
+        """Pause in effect: the pipeline thread has paused its partitions."""
+        return self.pipeline.paused
+
+    @staticmethod
+    def replay_refusal(entry: DlqEntry, max_replays: int) -> str:
+        """Why `entry` may not be replayed, or "" when it may."""
+        if not entry.original[0]:
+            return "cannot replay: the entry has no original_topic header"
+        if entry.replay_count >= max_replays:
+            return (
+                f"refused: {entry.topic}[{entry.partition}]@{entry.offset} was replayed "
+                f"{entry.replay_count} times already (--max-replays {max_replays})"
+            )
+        return ""
 
     def replay(self, entry: DlqEntry) -> bool:
         """Queue a replay of `entry` to its original topic; False (with a notice) when it
         was replayed `max_replays` times already or has no original topic."""
-        topic, _, _ = entry.original
-        if not topic:
-            self.events.put(Notice("cannot replay: the entry has no original_topic header", True))
-            return False
-        if entry.replay_count >= self.max_replays:
-            self.events.put(
-                Notice(
-                    f"refused: {entry.topic}[{entry.partition}]@{entry.offset} was replayed "
-                    f"{entry.replay_count} times already (--max-replays {self.max_replays})",
-                    error=True,
-                )
-            )
+        refusal = self.replay_refusal(entry, self.max_replays)
+        if refusal:
+            self.events.put(Notice(refusal, error=True))
             return False
         self._commands.put(("replay", entry))
         return True

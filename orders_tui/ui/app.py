@@ -22,6 +22,7 @@ from orders_tui.kafka.events import (
     RetryFinished,
     RetryScheduled,
 )
+from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.panes.aggregates import AggregatesPane
 from orders_tui.ui.panes.dlq import DlqPane
 from orders_tui.ui.panes.orders import OrdersPane
@@ -50,7 +51,7 @@ class OrdersApp(App[None]):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | EngineProcess,
         clock: Callable[[], float] = time.time,
         start_engine: bool = True,
     ) -> None:
@@ -192,4 +193,5 @@ class OrdersApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
-        self.engine.stop(timeout=0)
+        # Any other way out (ctrl+c, an error) still lets the engine commit.
+        self.engine.stop()

@@ -1,0 +1,191 @@
+"""The engine in a process of its own, behind the same interface as `Engine`.
+
+In one process the dashboard's event loop and the pipeline thread share one interpreter
+lock: every frame painted was time the pipeline did not run (the dashboard consumed at
+about 0.4 of the headless rate). Here the engine runs in a child process and sends one
+snapshot a tick: the newest rows for each pane, every other event, and its figures.
+The child exits when asked, or by itself when the pipe to the dashboard closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from orders_tui.domain.stats import PipelineStats
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.dlq import DlqEntry
+from orders_tui.kafka.engine import DLQ_SHOWN, DlqEntrySeen, Engine, EngineOptions
+from orders_tui.kafka.events import EventQueue, Notice, OrderSeen
+
+ENGINE_LOG = Path.home() / ".cache" / "orders-tui" / "engine.log"
+SNAPSHOT_EVERY = 0.1  # seconds: the dashboard's tick
+ROWS_SHOWN = 500  # newest orders and DLQ entries sent a tick: what the panes hold
+
+
+@dataclass
+class Snapshot:
+    events: list
+    stats: PipelineStats
+    lag: dict[int, int]
+    pipeline_paused: bool
+    streaming: bool
+    produced: int
+    connected: bool = False
+    notices: list = field(default_factory=list)
+
+
+def coalesce(events: list) -> list:
+    """Keep the newest ROWS_SHOWN orders and DLQ entries, and every other event."""
+    orders = [e for e in events if isinstance(e, OrderSeen)][-ROWS_SHOWN:]
+    entries = [e for e in events if isinstance(e, DlqEntrySeen)][-DLQ_SHOWN:]
+    others = [e for e in events if not isinstance(e, OrderSeen | DlqEntrySeen)]
+    return others + orders + entries
+
+
+def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) -> None:
+    # The dashboard owns the terminal: anything the engine prints goes to a log file.
+    ENGINE_LOG.parent.mkdir(parents=True, exist_ok=True)
+    log = ENGINE_LOG.open("a", encoding="utf-8")
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    engine = Engine(settings, options=options)
+    engine.start()
+    try:
+        while True:
+            try:
+                if conn.poll(SNAPSHOT_EVERY):
+                    command, arg = conn.recv()
+                    if command == "stop":
+                        break
+                    _apply(engine, command, arg)
+                conn.send(
+                    Snapshot(
+                        coalesce(engine.events.drain()),
+                        engine.stats,
+                        dict(engine.lag),
+                        engine.pipeline.paused,
+                        engine.streaming,
+                        engine.produced,
+                        engine.connected,
+                    )
+                )
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                break  # the dashboard is gone
+    finally:
+        engine.stop(timeout=1.8)
+        conn.close()
+
+
+def _apply(engine: Engine, command: str, arg: object) -> None:
+    if command == "produce":
+        engine.produce_batch(arg)  # type: ignore[arg-type]
+    elif command == "stream":
+        engine.toggle_stream()
+    elif command == "pause":
+        if bool(arg) != engine.paused:
+            engine.toggle_pause()
+    elif command == "replay":
+        engine.replay(arg)  # type: ignore[arg-type]
+
+
+class EngineProcess:
+    """What the dashboard calls; each request is one message to the child."""
+
+    def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
+        self.settings = settings
+        self.options = options or EngineOptions()
+        self.config = self.options.config
+        self.batch_size = self.options.batch_size
+        self.rate = self.options.rate
+        self.events = EventQueue()
+        self.stats = PipelineStats()
+        self.lag: dict[int, int] = {}
+        self.connected = False
+        self.paused = False  # requested
+        self.pipeline_paused = False  # in effect
+        self.streaming = False
+        self.produced = 0
+        self._conn: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._send_lock = threading.Lock()
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start the engine process. Call it before the dashboard runs: Textual swaps
+        sys.stderr for a capture without a file descriptor, which multiprocessing needs
+        when it spawns. Calling it again does nothing."""
+        if self._process is not None:
+            return
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        ours, theirs = context.Pipe()
+        self._conn = ours
+        self._process = context.Process(
+            target=_serve, args=(theirs, self.settings, self.options), daemon=True,
+            name="orders-tui-engine",
+        )  # fmt: skip
+        self._process.start()
+        theirs.close()
+        threading.Thread(target=self._receive, name="orders-tui-engine-link", daemon=True).start()
+
+    def _receive(self) -> None:
+        conn = self._conn
+        while True:
+            try:
+                snapshot: Snapshot = conn.recv()
+            except (EOFError, OSError):
+                if not self._stopping:
+                    self.connected = False
+                    self.events.put(Notice(f"the engine process ended; see {ENGINE_LOG}", True))
+                return
+            for event in snapshot.events:
+                self.events.put(event)
+            self.stats, self.lag = snapshot.stats, snapshot.lag
+            self.pipeline_paused = snapshot.pipeline_paused
+            self.streaming, self.produced = snapshot.streaming, snapshot.produced
+            self.connected = snapshot.connected
+
+    def _send(self, command: str, arg: object = None) -> None:
+        if self._conn is None:
+            return
+        # The child gone means the dashboard is closing; a lost request is moot then.
+        with self._send_lock, contextlib.suppress(BrokenPipeError, OSError):
+            self._conn.send((command, arg))
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the child to stop (it commits what is done), wait up to `timeout`."""
+        if self._process is None:
+            return
+        self._stopping = True
+        self._send("stop")
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.terminate()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def produce_batch(self, count: int | None = None) -> None:
+        self._send("produce", count or self.batch_size)
+
+    def toggle_stream(self) -> None:
+        self.streaming = not self.streaming
+        self._send("stream")
+
+    def toggle_pause(self) -> bool:
+        self.paused = not self.paused
+        self._send("pause", self.paused)
+        return self.paused
+
+    def replay(self, entry: DlqEntry) -> bool:
+        refusal = Engine.replay_refusal(entry, self.options.max_replays)
+        if refusal:
+            self.events.put(Notice(refusal, error=True))
+            return False
+        self._send("replay", entry)
+        return True
