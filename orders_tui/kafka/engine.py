@@ -31,6 +31,7 @@ POLL = 0.1
 DLQ_BATCH = 2000
 DLQ_SHOWN = 500  # the DLQ pane's bound
 DLQ_EVERY = 0.25  # seconds between DLQ reads
+DLQ_BUFFER_KB = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +242,12 @@ class Engine:
         than that, the reader skips ahead instead of decoding what the pane would drop.
         """
         topic = self.settings.dlq_topic
-        consumer = dlq_reader(self.settings, **{"enable.partition.eof": False})
+        # The pane shows 500 entries: a small fetch buffer (librdkafka's default is 64 MB
+        # a consumer) is plenty.
+        consumer = dlq_reader(
+            self.settings,
+            **{"enable.partition.eof": False, "queued.max.messages.kbytes": DLQ_BUFFER_KB},
+        )
         try:
             partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
             starts = []

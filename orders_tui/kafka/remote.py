@@ -133,6 +133,10 @@ class EngineProcess:
         theirs.close()
         threading.Thread(target=self._receive, name="orders-tui-engine-link", daemon=True).start()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def _receive(self) -> None:
         conn = self._conn
         while True:
