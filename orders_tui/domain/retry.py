@@ -71,6 +71,3 @@ class RetryQueue(Generic[T]):
             self._heap = [e for e in self._heap if not predicate(e.item)]
             heapq.heapify(self._heap)
         return dropped
-
-    def items(self) -> list[T]:
-        return [e.item for e in sorted(self._heap)]

@@ -127,11 +127,6 @@ class Pipeline:
     def pause_requested(self) -> bool:
         return self._want_paused
 
-    @property
-    def pending(self) -> int:
-        """Orders consumed but not done: waiting for a retry or a DLQ acknowledgement."""
-        return sum(len(t) for t in self._trackers.values())
-
     # ---- the loop ----
 
     def run(self, idle_exit: float | None = None) -> PipelineStats:
