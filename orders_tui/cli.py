@@ -343,10 +343,15 @@ def format_summary(s: dict) -> str:
 
 
 def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    from orders_tui.kafka.config import make_client
     from orders_tui.kafka.engine import EngineOptions
     from orders_tui.kafka.remote import EngineProcess
     from orders_tui.ui.app import OrdersApp
 
+    # A bad -X / -F property is an error here, on one line, not a notice inside the app.
+    make_client(AdminClient, settings.client_config())
     options = EngineOptions(
         _engine_config(args),
         batch_size=args.batch_size,

@@ -58,3 +58,11 @@ def test_bad_properties_file_line_is_named(tmp_path):
     result = run_cli("produce", "-b", "127.0.0.1:1", "-F", str(props))
     assert result.returncode == 2
     assert f"-F {props}, line 3: expected key=value" in result.stderr
+
+
+def test_dashboard_refuses_a_bad_property_before_the_screen_opens():
+    result = run_cli("-b", "127.0.0.1:1", "-X", "no.such.property=1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'orders-tui: bad librdkafka property: No such configuration property: "no.such.property"'
+    ]
