@@ -28,7 +28,7 @@ from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
 RECONNECT_EVERY = 2.0
 LAG_EVERY = 2.0
 POLL = 0.1
-DLQ_BATCH = 2000
+DLQ_BATCH = 500
 DLQ_SHOWN = 500  # the DLQ pane's bound
 DLQ_EVERY = 0.25  # seconds between DLQ reads
 DLQ_BUFFER_KB = 4096
