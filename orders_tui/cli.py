@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 PROG = "orders-tui"
 
 
-def _positive_int(text: str) -> int:
+def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -116,7 +116,7 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:
         description="Produce random orders (uuid key, Faker product, price 5.0-1500.0) as "
         "Avro to the orders topic, wait for every delivery report, print a summary.",
     )
-    p.add_argument("-n", "--count", type=_positive_int, default=15, help="orders (default 15)")
+    p.add_argument("-n", "--count", type=_non_negative_int, default=15, help="orders (default 15)")
     p.add_argument("--seed", type=int, help="random seed: the same seed gives the same orders")
     p.add_argument("--rate", type=_positive_float, help="orders per second (default unlimited)")
     p.add_argument(
@@ -129,7 +129,7 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=_non_negative_int,
         default=3,
         help="partitions for topics this command creates (default 3)",
     )
@@ -195,7 +195,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-retries",
-        type=_positive_int,
+        type=_non_negative_int,
         default=rules.max_retries,
         help="retries of a transient failure before the DLQ (default %(default)s)",
     )
@@ -236,7 +236,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=_non_negative_int,
         default=3,
         help="partitions for topics this command creates (default 3)",
     )
@@ -377,7 +377,7 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
         "committing. One entry a line: coordinates, decoded headers, the decoded order "
         "(hex when the value does not decode).",
     )
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="at most N entries")
+    p.add_argument("--limit", type=_non_negative_int, metavar="N", help="at most N entries")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.set_defaults(run=_run_dlq)
     _add_connection_flags(p, top_level=False)
@@ -434,14 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_flags(parser)
     dashboard = parser.add_argument_group("dashboard")
     dashboard.add_argument(
-        "--batch-size", type=_positive_int, default=15, help="orders per `p` (default 15)"
+        "--batch-size", type=_non_negative_int, default=15, help="orders per `p` (default 15)"
     )
     dashboard.add_argument(
         "--rate", type=_positive_float, default=10.0,
         help="orders per second of the `P` stream (default 10)",
     )  # fmt: skip
     dashboard.add_argument(
-        "--max-replays", type=_positive_int, default=3,
+        "--max-replays", type=_non_negative_int, default=3,
         help="how often one entry may be replayed from the DLQ (default 3)",
     )  # fmt: skip
     dashboard.add_argument("--seed", type=int, help="random seed for produced orders")

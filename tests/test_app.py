@@ -159,3 +159,18 @@ async def test_q_quits_within_2_seconds(engine):
         await pilot.press("q")
         await asyncio.sleep(0)
     assert time.monotonic() - started < 2.5
+
+
+async def test_shift_p_streams_orders_until_pressed_again(engine):
+    app = OrdersApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connected and engine.stats.started)
+        await pilot.press("P")
+        assert "streaming 10/s" in screen_text(app)
+        await wait_for(pilot, lambda: engine.produced >= 10 and engine.stats.consumed >= 10)
+        await pilot.press("P")
+        await pilot.pause(0.5)
+        stopped_at = engine.produced
+        await pilot.pause(1.5)
+        assert engine.produced == stopped_at
+        assert "streaming" not in screen_text(app)

@@ -229,8 +229,9 @@ def assign_from_beginning(consumer: Consumer, topic: str, timeout: float = 10.0)
 def read_dlq(
     consumer: Consumer, topic: str, limit: int | None = None, timeout: float = 10.0
 ) -> Iterator[DlqEntry]:
-    """Every entry now on the DLQ topic, partition by partition order of arrival; stops
-    at the end of every partition, or after `limit` entries."""
+    """Every entry now on the DLQ topic, in the order the broker returns them (each
+    partition in offset order); stops at the end of every partition, or after `limit`
+    entries."""
     partitions = assign_from_beginning(consumer, topic, timeout)
     remaining: set[int] = set(partitions)
     count = 0

@@ -208,7 +208,7 @@ class Engine:
                 # commands stay responsive.
                 due = int((time.monotonic() - stream_started) * self.rate) - stream_sent
                 if due > 0:
-                    result = producer.produce(min(due, max(1, int(self.rate // 10) or 1)))
+                    result = producer.produce(min(due, max(1, int(self.rate / 10))))
                     stream_sent += result.delivered + result.failed
                     self.produced += result.delivered
             replayer.poll(0)

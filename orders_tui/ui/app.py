@@ -140,12 +140,12 @@ class OrdersApp(App[None]):
             line.append("PAUSED", style="bold black on yellow")
         else:
             line.append("RUNNING", style="bold green")
+        if engine.streaming:  # before the names, which may be long and get cut
+            line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
         line.append("   group ")
         line.append_text(literal(engine.config.group, "bold"))
         line.append("   ")
         line.append_text(literal(f"{settings.topic} → {settings.dlq_topic}"))
-        if engine.streaming:
-            line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
         self.status.update(line)
         banner = self.banner
         banner.display = self.connected is False and bool(self.status_detail)
