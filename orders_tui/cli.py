@@ -29,34 +29,37 @@ if TYPE_CHECKING:
 PROG = "orders-tui"
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+def _number(
+    convert: type[int] | type[float], minimum: float, above: bool = False
+) -> Callable[[str], int | float]:
+    """An argparse type: a number (whole with int) of at least, or above, `minimum`."""
+    kind = "a whole number" if convert is int else "a number"
+    bound = f"above {minimum:g}" if above else f"{minimum:g} or more"
+
+    def parse(text: str) -> int | float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not (value > minimum if above else value >= minimum):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"expected {kind} {bound}, got {text}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
-    return value
+_count = _number(int, 0)
+_seconds = _number(float, 0)
+_per_second = _number(float, 0, above=True)
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
-    return value
+def _add_partitions_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--partitions",
+        type=_number(int, 1),
+        default=3,
+        help="partitions for topics this command creates (default 3)",
+    )
 
 
 def _add_connection_flags(parser: argparse.ArgumentParser, top_level: bool) -> None:
@@ -116,9 +119,9 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:
         description="Produce random orders (uuid key, Faker product, price 5.0-1500.0) as "
         "Avro to the orders topic, wait for every delivery report, print a summary.",
     )
-    p.add_argument("-n", "--count", type=_non_negative_int, default=15, help="orders (default 15)")
+    p.add_argument("-n", "--count", type=_count, default=15, help="orders (default 15)")
     p.add_argument("--seed", type=int, help="random seed: the same seed gives the same orders")
-    p.add_argument("--rate", type=_positive_float, help="orders per second (default unlimited)")
+    p.add_argument("--rate", type=_per_second, help="orders per second (default unlimited)")
     p.add_argument(
         "--format",
         dest="wire_format",
@@ -127,12 +130,7 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:
         help="wire format (default schemaless; container is the original demo's)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument(
-        "--partitions",
-        type=_non_negative_int,
-        default=3,
-        help="partitions for topics this command creates (default 3)",
-    )
+    _add_partitions_flag(p)
     p.set_defaults(run=_run_produce)
     _add_connection_flags(p, top_level=False)
 
@@ -195,20 +193,20 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-retries",
-        type=_non_negative_int,
+        type=_count,
         default=rules.max_retries,
         help="retries of a transient failure before the DLQ (default %(default)s)",
     )
     group.add_argument(
         "--retry-backoff",
-        type=_non_negative_float,
+        type=_seconds,
         default=backoff.base,
         metavar="SECONDS",
         help="first retry delay; doubles each retry, with jitter (default %(default)s)",
     )
     group.add_argument(
         "--retry-backoff-max",
-        type=_non_negative_float,
+        type=_seconds,
         default=backoff.cap,
         metavar="SECONDS",
         help="the longest retry delay (default %(default)s)",
@@ -234,12 +232,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         metavar="PRICE",
         help="prices above this fail for good (default %(default)s)",
     )
-    group.add_argument(
-        "--partitions",
-        type=_non_negative_int,
-        default=3,
-        help="partitions for topics this command creates (default 3)",
-    )
+    _add_partitions_flag(group)
 
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
@@ -273,7 +266,7 @@ def _add_consume(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--idle-exit",
-        type=_non_negative_float,
+        type=_seconds,
         metavar="SECONDS",
         help="exit once nothing arrived and no retry was pending for this long",
     )
@@ -377,7 +370,7 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
         "committing. One entry a line: coordinates, decoded headers, the decoded order "
         "(hex when the value does not decode).",
     )
-    p.add_argument("--limit", type=_non_negative_int, metavar="N", help="at most N entries")
+    p.add_argument("--limit", type=_count, metavar="N", help="at most N entries")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.set_defaults(run=_run_dlq)
     _add_connection_flags(p, top_level=False)
@@ -434,14 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_flags(parser)
     dashboard = parser.add_argument_group("dashboard")
     dashboard.add_argument(
-        "--batch-size", type=_non_negative_int, default=15, help="orders per `p` (default 15)"
+        "--batch-size", type=_number(int, 1), default=15, help="orders per `p` (default 15)"
     )
     dashboard.add_argument(
-        "--rate", type=_positive_float, default=10.0,
+        "--rate", type=_per_second, default=10.0,
         help="orders per second of the `P` stream (default 10)",
     )  # fmt: skip
     dashboard.add_argument(
-        "--max-replays", type=_non_negative_int, default=3,
+        "--max-replays", type=_count, default=3,
         help="how often one entry may be replayed from the DLQ (default 3)",
     )  # fmt: skip
     dashboard.add_argument("--seed", type=int, help="random seed for produced orders")

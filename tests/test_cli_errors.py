@@ -41,6 +41,7 @@ def test_unreachable_broker_gives_one_line_within_15_seconds():
         (["-F", "/nonexistent/client.props"], "-F /nonexistent/client.props: no such file"),
         (["-n", "lots"], "argument -n/--count: expected a whole number, got 'lots'"),
         (["--rate", "0"], "argument --rate: expected a number above 0"),
+        (["--partitions", "0"], "argument --partitions: expected a whole number 1 or more"),
         (["--topic", "same", "--dlq-topic", "same"], "must differ"),
     ],
 )
