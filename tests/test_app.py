@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
+from textual.pilot import Pilot
 
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
@@ -35,10 +37,17 @@ def engine(settings, group) -> Iterator[EngineProcess]:
     engine.stop()
 
 
-async def test_p_produces_orders_that_appear_and_are_counted(engine):
+@asynccontextmanager
+async def running_app(engine: EngineProcess) -> AsyncIterator[tuple[OrdersApp, Pilot]]:
+    """The dashboard at 120x40, once it is connected and its pipeline has started."""
     app = OrdersApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.connected and engine.stats.started)
+        yield app, pilot
+
+
+async def test_p_produces_orders_that_appear_and_are_counted(engine):
+    async with running_app(engine) as (app, pilot):
         await pilot.press("p")
         orders = app.query_one(OrdersPane)
         await wait_for(pilot, lambda: engine.stats.consumed == 15 and orders.row_count == 15)
@@ -57,9 +66,7 @@ async def test_p_produces_orders_that_appear_and_are_counted(engine):
 
 
 async def test_space_pauses_and_resumes_consumption(engine):
-    app = OrdersApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.stats.started)
+    async with running_app(engine) as (app, pilot):
         await pilot.press("p")
         await wait_for(pilot, lambda: engine.stats.consumed == 15)
         await pilot.press("space")
@@ -75,9 +82,7 @@ async def test_space_pauses_and_resumes_consumption(engine):
 
 
 async def test_dlq_entry_opens_with_decoded_headers_and_r_replays_it(engine, settings):
-    app = OrdersApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.stats.started)
+    async with running_app(engine) as (app, pilot):
         await pilot.press("p")
         dlq = app.query_one(DlqPane)
         await wait_for(pilot, lambda: dlq.row_count > 0)
@@ -150,9 +155,7 @@ async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
 
 
 async def test_q_quits_within_2_seconds(engine):
-    app = OrdersApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.stats.started)
+    async with running_app(engine) as (_app, pilot):
         await pilot.press("p")
         await wait_for(pilot, lambda: engine.stats.consumed == 15)
         started = time.monotonic()
@@ -162,9 +165,7 @@ async def test_q_quits_within_2_seconds(engine):
 
 
 async def test_shift_p_streams_orders_until_pressed_again(engine):
-    app = OrdersApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.stats.started)
+    async with running_app(engine) as (app, pilot):
         await pilot.press("P")
         assert "streaming 10/s" in screen_text(app)
         await wait_for(pilot, lambda: engine.produced >= 10 and engine.stats.consumed >= 10)
