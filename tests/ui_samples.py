@@ -39,7 +39,7 @@ def _dlq_entry(offset: int, order: Order, error_type: str, reason: str, source_o
 
 
 def sample_events() -> list:
-    events: list = [EngineStatus(True, "", (0, 1, 2))]
+    events: list = [EngineStatus(True)]
     for i in range(24):
         order = _order(i)
         outcome = "processed"

@@ -448,8 +448,7 @@ class Pipeline:
 
     def _status(self, connected: bool, detail: str = "") -> None:
         if self.events is not None:
-            partitions = tuple(sorted(self._trackers))
-            self.events.put(EngineStatus(connected, detail, partitions))
+            self.events.put(EngineStatus(connected, detail))
 
     def _notice(self, text: str, error: bool = False) -> None:
         if self.events is not None:

@@ -21,7 +21,7 @@ from orders_tui.errors import BrokerUnreachable, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.consumer import EngineConfig, Pipeline
 from orders_tui.kafka.dlq import DlqEntry, dlq_reader, replay_headers
-from orders_tui.kafka.events import EngineStatus, EventQueue, Notice
+from orders_tui.kafka.events import EngineStatus, EventQueue, Notice, OrderSeen
 from orders_tui.kafka.producer import OrderProducer, make_producer
 from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
 
@@ -29,7 +29,7 @@ RECONNECT_EVERY = 2.0
 LAG_EVERY = 2.0
 POLL = 0.1
 DLQ_BATCH = 500
-DLQ_SHOWN = 500  # the DLQ pane's bound
+ROWS_SHOWN = 500  # what a pane holds: newer rows push older ones out
 DLQ_EVERY = 0.25  # seconds between DLQ reads
 DLQ_BUFFER_KB = 4096
 
@@ -39,12 +39,6 @@ class DlqEntrySeen:
     """A record read from the DLQ topic (the DLQ pane's rows)."""
 
     entry: DlqEntry
-
-
-@dataclass(frozen=True, slots=True)
-class ProducerState:
-    streaming: bool
-    produced: int
 
 
 @dataclass
@@ -57,6 +51,15 @@ class EngineOptions:
     max_replays: int = 3
     partitions: int = DEFAULT_PARTITIONS
     seed: int | None = None
+
+
+def coalesce(events: list) -> list:
+    """Every event, except that only the newest ROWS_SHOWN orders and DLQ entries are
+    kept: under load a tick brings thousands, and a pane would trim the older ones."""
+    orders = [e for e in events if isinstance(e, OrderSeen)][-ROWS_SHOWN:]
+    entries = [e for e in events if isinstance(e, DlqEntrySeen)][-ROWS_SHOWN:]
+    others = [e for e in events if not isinstance(e, OrderSeen | DlqEntrySeen)]
+    return others + orders + entries
 
 
 class Engine:
@@ -237,8 +240,8 @@ class Engine:
     def _tail_dlq(self) -> None:
         """Follow the DLQ topic's newest entries (commits nothing).
 
-        The pane holds DLQ_SHOWN entries, so each partition is read from its last
-        DLQ_SHOWN records, entries of earlier runs included; when the topic grows faster
+        The pane holds ROWS_SHOWN entries, so each partition is read from its last
+        ROWS_SHOWN records, entries of earlier runs included; when the topic grows faster
         than that, the reader skips ahead instead of decoding what the pane would drop.
         """
         topic = self.settings.dlq_topic
@@ -253,11 +256,11 @@ class Engine:
             starts = []
             for p in partitions:
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                starts.append(TopicPartition(topic, p, max(low, high - DLQ_SHOWN)))
+                starts.append(TopicPartition(topic, p, max(low, high - ROWS_SHOWN)))
             consumer.assign(starts)
             while not self._stop.is_set():
                 batch = [m for m in consumer.consume(DLQ_BATCH, POLL) if m.error() is None]
-                for msg in batch[-DLQ_SHOWN:]:
+                for msg in batch[-ROWS_SHOWN:]:
                     self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
                 if len(batch) == DLQ_BATCH:
                     self._skip_ahead(consumer, batch)
@@ -275,8 +278,8 @@ class Engine:
         for partition, offset in last.items():
             tp = TopicPartition(batch[0].topic(), partition)
             _, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high - offset > DLQ_SHOWN:
-                consumer.seek(TopicPartition(tp.topic, partition, high - DLQ_SHOWN))
+            if high - offset > ROWS_SHOWN:
+                consumer.seek(TopicPartition(tp.topic, partition, high - ROWS_SHOWN))
 
     def _monitor_lag(self) -> None:
         """Consumer lag per partition (end offset minus the group's committed offset), and

@@ -45,11 +45,10 @@ class RetryFinished:
 
 @dataclass(frozen=True, slots=True)
 class EngineStatus:
-    """Connection and assignment; sent when it changes."""
+    """Connection state; sent when it changes."""
 
     connected: bool
     detail: str = ""
-    partitions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,11 @@ from pathlib import Path
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.kafka.engine import DLQ_SHOWN, DlqEntrySeen, Engine, EngineOptions
-from orders_tui.kafka.events import EventQueue, Notice, OrderSeen
+from orders_tui.kafka.engine import Engine, EngineOptions, coalesce
+from orders_tui.kafka.events import EventQueue, Notice
 
 ENGINE_LOG = Path.home() / ".cache" / "orders-tui" / "engine.log"
 SNAPSHOT_EVERY = 0.1  # seconds: the dashboard's tick
-ROWS_SHOWN = 500  # newest orders and DLQ entries sent a tick: what the panes hold
 
 
 @dataclass
@@ -38,14 +37,6 @@ class Snapshot:
     produced: int
     connected: bool = False
     notices: list = field(default_factory=list)
-
-
-def coalesce(events: list) -> list:
-    """Keep the newest ROWS_SHOWN orders and DLQ entries, and every other event."""
-    orders = [e for e in events if isinstance(e, OrderSeen)][-ROWS_SHOWN:]
-    entries = [e for e in events if isinstance(e, DlqEntrySeen)][-DLQ_SHOWN:]
-    others = [e for e in events if not isinstance(e, OrderSeen | DlqEntrySeen)]
-    return others + orders + entries
 
 
 def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) -> None:

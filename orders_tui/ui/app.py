@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.widgets import Footer, Static
 
-from orders_tui.kafka.engine import DlqEntrySeen, Engine
+from orders_tui.kafka.engine import DlqEntrySeen, Engine, coalesce
 from orders_tui.kafka.events import (
     EngineStatus,
     Event,
@@ -96,17 +96,11 @@ class OrdersApp(App[None]):
     def apply_events(self, events: list[Event | DlqEntrySeen]) -> None:
         orders, retries, dlq = self.orders, self.retries, self.dlq
         status_changed = False
-        # Under load a tick brings thousands of orders; the pane keeps the newest
-        # max_rows, so older ones of this batch would be upserted only to be trimmed.
-        seen = [e for e in events if isinstance(e, OrderSeen)]
-        for event in seen[-orders.max_rows :]:
-            orders.show(event)
-        entries = [e for e in events if isinstance(e, DlqEntrySeen)]
-        for event in entries[-dlq.max_rows :]:
-            dlq.show(event.entry)
-        for event in events:
-            if isinstance(event, OrderSeen | DlqEntrySeen):
-                continue
+        for event in coalesce(events):
+            if isinstance(event, OrderSeen):
+                orders.show(event)
+            elif isinstance(event, DlqEntrySeen):
+                dlq.show(event.entry)
             elif isinstance(event, RetryScheduled | RetryFinished):
                 retries.show(event)
             elif isinstance(event, EngineStatus):

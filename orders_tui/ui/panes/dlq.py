@@ -21,7 +21,7 @@ def clock_time(ms: int) -> str:
 class DlqPane(RowTable):
     BORDER_TITLE = "DLQ"
 
-    def __init__(self, max_rows: int = 500, **kwargs: object) -> None:
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(
             [
                 ("time", "time", 8),
@@ -29,7 +29,6 @@ class DlqPane(RowTable):
                 ("orig", "orig p/off", 10),
                 ("reason", "reason", None),
             ],
-            max_rows=max_rows,
             **kwargs,
         )
         self.entries: dict[str, DlqEntry] = {}

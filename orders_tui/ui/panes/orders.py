@@ -16,7 +16,7 @@ OUTCOME_LABELS = {"dead_lettered": "dead-lettered"}
 class OrdersPane(RowTable):
     BORDER_TITLE = "Orders"
 
-    def __init__(self, max_rows: int = 500, **kwargs: object) -> None:
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(
             [
                 # Most telling first: a narrow terminal cuts columns from the right.
@@ -26,7 +26,6 @@ class OrdersPane(RowTable):
                 ("product", "product", 20),
                 ("order", "orderId", None),
             ],
-            max_rows=max_rows,
             **kwargs,
         )
 

@@ -13,7 +13,7 @@ FINAL_STYLES = {"recovered": "green", "exhausted": "bold red"}
 class RetriesPane(RowTable):
     BORDER_TITLE = "Retries"
 
-    def __init__(self, clock: Callable[[], float], max_rows: int = 500, **kwargs: object) -> None:
+    def __init__(self, clock: Callable[[], float], **kwargs: object) -> None:
         super().__init__(
             [
                 ("order", "orderId", 13),
@@ -21,7 +21,6 @@ class RetriesPane(RowTable):
                 ("next", "next in", 9),
                 ("reason", "reason", None),
             ],
-            max_rows=max_rows,
             **kwargs,
         )
         self._clock = clock

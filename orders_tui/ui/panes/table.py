@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from orders_tui.kafka.engine import ROWS_SHOWN
 from orders_tui.ui.text import visible
 
 TRIM_SLACK = 100
@@ -61,7 +62,7 @@ class RowTable(ScrollView, can_focus=True):
     def __init__(
         self,
         columns: Sequence[tuple[str, str, int | None]],
-        max_rows: int = 500,
+        max_rows: int = ROWS_SHOWN,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
