@@ -10,7 +10,9 @@ from orders_tui.kafka.config import DEFAULT_BOOTSTRAP, KafkaSettings
 from orders_tui.kafka.topics import ensure_topics
 
 
-def parse_args(description: str, default_count: int = 200_000) -> argparse.Namespace:
+def parse_args(
+    description: str, default_count: int = 200_000, rounds: int | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "-b",
@@ -19,6 +21,10 @@ def parse_args(description: str, default_count: int = 200_000) -> argparse.Names
     )
     parser.add_argument("-n", "--count", type=int, default=default_count)
     parser.add_argument("--partitions", type=int, default=3)
+    if rounds is not None:
+        parser.add_argument(
+            "--rounds", type=int, default=rounds, help="interleaved runs; medians are shown"
+        )
     return parser.parse_args()
 
 

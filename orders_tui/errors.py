@@ -21,3 +21,10 @@ class BrokerUnreachable(UserError):
         self.bootstrap = bootstrap
         why = f" ({detail})" if detail else ""
         super().__init__(f"cannot reach Kafka at {bootstrap}{why}: {LOCAL_BROKER_HINT}")
+
+
+class KafkaRefused(UserError):
+    """The cluster refused for good what the engine needed (a fatal client error, a DLQ
+    record it will not take): the run stops with nothing committed past it."""
+
+    exit_code = 1

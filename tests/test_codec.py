@@ -123,7 +123,8 @@ def test_direct_encoder_writes_what_fastavro_writes():
         assert codec._encode_direct(order) == codec._encode_fastavro(order)
 
 
-def test_direct_decoder_agrees_with_fastavro_on_valid_and_mangled_bytes():
+@pytest.mark.parametrize("path", ["_decode_direct", "_decode_common"])
+def test_direct_decoders_agree_with_fastavro_on_valid_and_mangled_bytes(path):
     import random
 
     from orders_tui.domain import codec
@@ -140,8 +141,9 @@ def test_direct_decoder_agrees_with_fastavro_on_valid_and_mangled_bytes():
             mangled.append(bytes(b))
         mangled.append(data[: rng.randrange(len(data))])
         mangled.append(data + bytes([rng.randrange(256)]))
+    direct_decode = getattr(codec, path)
     for data in samples + mangled:
-        direct = codec._decode_direct(data, 0)
+        direct = direct_decode(data, 0) if path == "_decode_direct" else direct_decode(data)
         try:
             reference = codec._to_order(
                 fastavro.schemaless_reader(io.BytesIO(data), codec._PARSED, None)
@@ -153,3 +155,7 @@ def test_direct_decoder_agrees_with_fastavro_on_valid_and_mangled_bytes():
             # Whatever the direct path accepts, fastavro reads the same way, to the byte.
             assert consumed_all
             assert direct == reference or (direct.price != direct.price)  # NaN != NaN
+    # ...and the fast paths do take the common case.
+    assert all(
+        direct_decode(d, 0) if path == "_decode_direct" else direct_decode(d) for d in samples[:300]
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 import fastavro
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from orders_tui.domain.codec import decode, encode
 from orders_tui.domain.order import Order
@@ -221,3 +222,42 @@ def test_sigterm_stops_the_engine_within_5_seconds_and_commits(settings, group, 
     assert json.loads(out)["consumed"] == 200
     again, _ = run_pipeline(settings, group, idle_exit=1.0)
     assert again.consumed == 0
+
+
+def test_a_dlq_that_refuses_records_stops_the_engine_and_loses_nothing(settings, group):
+    """A DLQ topic whose records limit is below a DLQ record's size: the broker refuses
+    it for good. The engine stops with one line saying what to do; the source offset
+    stays uncommitted, so once the topic is fixed a re-run dead-letters the order."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+
+    def set_dlq_limit(limit: int) -> None:
+        entry = ConfigEntry(
+            "max.message.bytes", str(limit), incremental_operation=AlterConfigOpType.SET
+        )
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC, settings.dlq_topic, incremental_configs=[entry]
+        )
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result()
+
+    set_dlq_limit(100)
+    orders = produce_orders(settings, 200, seed=5)
+    rules = FailureRules()
+    expected_dead = {o.orderId for o in orders if rules.predicted_outcome(o) is Outcome.PERMANENT}
+
+    first = subprocess.run(
+        [*_consume_cli(settings, group, "--idle-exit", "2")], capture_output=True, text=True
+    )
+    assert first.returncode == 1
+    error_lines = [line for line in first.stderr.splitlines() if line.strip()]
+    assert error_lines[-1].startswith("orders-tui: the broker refused a DLQ record")
+    assert "Traceback" not in first.stderr
+    assert read_all(settings.bootstrap_servers, settings.dlq_topic) == []
+
+    set_dlq_limit(1_048_588)
+    second = subprocess.run(
+        [*_consume_cli(settings, group, "--idle-exit", "2")], capture_output=True, text=True
+    )
+    assert second.returncode == 0, second.stderr
+    dead = {m.key().decode() for m in read_all(settings.bootstrap_servers, settings.dlq_topic)}
+    assert dead == expected_dead
