@@ -8,13 +8,15 @@ orders/s as a ratio of the engine's (target >= 0.8), the 99th percentile key lat
 (target < 200 ms) and the peak RSS (target < 250 MB). Orders/s are timed from the first
 order consumed to the last one done, as the dashboard sees them (10 snapshots a second).
 
-    python benchmarks/app.py [-b HOST:PORT] [-n 200000]
+    python benchmarks/app.py [-b HOST:PORT] [-n 200000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +50,12 @@ class TimedApp(OrdersApp):
     def on_key(self, event: events.Key) -> None:
         if event.key == "f12":
             self.handled.append(time.perf_counter())
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of a process, threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int | str) -> float:
@@ -86,6 +94,7 @@ async def drive_app(settings: KafkaSettings, count: int) -> dict[str, float]:
                     await asyncio.sleep(0.001)
                 latencies.append(app.handled[-1] - sent)
                 next_key = sent + KEY_EVERY
+        ui_cpu, engine_cpu = cpu_seconds("self"), cpu_seconds(engine.pid)
         await pilot.pause(0.5)
         engine_peak = peak_rss_mb(engine.pid)
     engine.stop()
@@ -97,6 +106,8 @@ async def drive_app(settings: KafkaSettings, count: int) -> dict[str, float]:
         "presses": len(latencies),
         "ui_rss_mb": peak_rss_mb("self"),
         "engine_rss_mb": engine_peak,
+        "ui_cpu": ui_cpu,
+        "engine_cpu": engine_cpu,
     }
 
 
@@ -106,27 +117,51 @@ def child(argv: list[str]) -> None:
     print(json.dumps(asyncio.run(drive_app(settings, int(count)))))
 
 
+def dashboard_run(settings: KafkaSettings, count: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", settings.bootstrap_servers, settings.topic,
+         settings.dlq_topic, str(count)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
+    args = parse_args(__doc__.splitlines()[0], rounds=3)
     settings = fresh_topics(args.bootstrap_servers, args.partitions, "bench-app")
     result = OrderProducer(settings, seed=1).produce(args.count)
     assert result.delivered == args.count, result
-    engine_rate = pipeline_run(settings, args.count, FailureRules())
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", settings.bootstrap_servers, settings.topic,
-         settings.dlq_topic, str(args.count)],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    app = json.loads(out.strip().splitlines()[-1])
+    # Interleaved rounds, medians shown: single runs swing by a third on two cores.
+    engine_rates, engine_cpus, apps = [], [], []
+    for _ in range(args.rounds):
+        cpu_before = cpu_seconds("self")
+        engine_rates.append(pipeline_run(settings, args.count, FailureRules()))
+        engine_cpus.append(cpu_seconds("self") - cpu_before)
+        apps.append(dashboard_run(settings, args.count))
+
+    def median(key: str) -> float:
+        return statistics.median(app[key] for app in apps)
+
     report(
-        f"dashboard on a backlog of {args.count:,} orders, {args.partitions} partitions",
-        [("headless engine", engine_rate), ("dashboard (run_test, 120x40)", app["rate"])],
+        f"dashboard on a backlog of {args.count:,} orders, {args.partitions} partitions, "
+        f"medians of {args.rounds} rounds",
+        [
+            ("headless engine", statistics.median(engine_rates)),
+            ("dashboard (run_test, 120x40)", median("rate")),
+        ],
         baseline="headless engine",
     )
     print(
-        f"  key latency p99 {app['p99_ms']:.1f} ms (max {app['max_ms']:.1f} ms, "
-        f"{app['presses']} presses); peak RSS {app['ui_rss_mb'] + app['engine_rss_mb']:.0f} MB "
-        f"(dashboard {app['ui_rss_mb']:.0f} MB + engine process {app['engine_rss_mb']:.0f} MB)"
+        f"  key latency p99 {median('p99_ms'):.1f} ms (max {max(a['max_ms'] for a in apps):.1f} "
+        f"ms over {sum(a['presses'] for a in apps)} presses); peak RSS "
+        f"{max(a['ui_rss_mb'] + a['engine_rss_mb'] for a in apps):.0f} MB (dashboard "
+        f"{max(a['ui_rss_mb'] for a in apps):.0f} MB + engine process "
+        f"{max(a['engine_rss_mb'] for a in apps):.0f} MB)"
+    )
+    print(
+        f"  CPU seconds: headless engine {statistics.median(engine_cpus):.1f}; dashboard run: "
+        f"engine process {median('engine_cpu'):.1f} + screen {median('ui_cpu'):.1f} "
+        f"(start-up included)"
     )
 
 

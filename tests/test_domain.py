@@ -125,9 +125,9 @@ def test_stats_aggregate_processed_orders():
     stats = PipelineStats()
     stats.add_processed_batch([10.0, 30.0], now=100.0)
     stats.add_processed(20.0, recovered=True, now=100.5)
-    stats.add_dead_lettered("permanent")
-    stats.add_dead_lettered("permanent")
-    stats.add_dead_lettered("deserialization")
+    stats.add_dead_lettered(["permanent"])
+    stats.add_dead_lettered(["permanent"])
+    stats.add_dead_lettered(["deserialization"])
     assert (stats.processed, stats.recovered, stats.dead_lettered) == (3, 1, 3)
     assert stats.total_price == 60.0
     assert stats.average_price == 20.0

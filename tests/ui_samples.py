@@ -79,8 +79,8 @@ def sample_app() -> OrdersApp:
     stats.retry_attempts = 5
     stats.recovered = 2
     for _ in range(6):
-        stats.add_dead_lettered("permanent")
-    stats.add_dead_lettered("retries_exhausted")
-    stats.add_dead_lettered("deserialization")
+        stats.add_dead_lettered(["permanent"])
+    stats.add_dead_lettered(["retries_exhausted"])
+    stats.add_dead_lettered(["deserialization"])
     engine.lag = {0: 0, 1: 12, 2: 3}
     return OrdersApp(engine, clock=lambda: NOW, start_engine=False)

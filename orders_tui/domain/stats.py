@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -69,8 +70,9 @@ class PipelineStats:
         self.max_price = max(self.max_price, max(prices))
         self.rate.add(len(prices), now)
 
-    def add_dead_lettered(self, error_type: str) -> None:
-        self.dead_lettered_by_type[error_type] += 1
+    def add_dead_lettered(self, error_types: Iterable[str]) -> None:
+        """Count dead-lettered orders, one error type each."""
+        self.dead_lettered_by_type.update(error_types)
 
     @property
     def dead_lettered(self) -> int:

@@ -41,6 +41,7 @@ from orders_tui.kafka.events import (
     OrderSeen,
     RetryFinished,
     RetryScheduled,
+    RowBudget,
 )
 from orders_tui.kafka.producer import make_producer
 
@@ -131,6 +132,7 @@ class Pipeline:
         self._stored: dict[int, int] = {}
         self._retries: RetryQueue[_Pending] = RetryQueue()
         self._failure_headers = FailureHeaders(self.config.group)
+        self._rows = RowBudget()  # order rows for a front end: only what it can show
         self._letters: list[_DeadLetter] = []  # written to the DLQ, not yet confirmed
         self._last_confirm = 0.0
         self._finished: list[Finished] = []
@@ -218,7 +220,9 @@ class Pipeline:
         log_outcomes = self.on_finished is not None
         first_try_prices: list[float] = []
         consumed = 0
-        for msg in messages:
+        shown = self._rows.take(len(messages)) if events is not None else 0
+        show_from = len(messages) - shown
+        for index, msg in enumerate(messages):
             if msg.error() is not None:
                 self._on_message_error(msg.error())
                 continue
@@ -239,7 +243,7 @@ class Pipeline:
                 first_try_prices.append(order.price)
                 if log_outcomes:
                     self._finish(msg, order, "processed", 1)
-                if events is not None:
+                if index >= show_from:
                     events.put(
                         OrderSeen(partition, offset, order.orderId, order.product, order.price,
                                   "processed")
@@ -384,19 +388,22 @@ class Pipeline:
             return  # some still in flight: they are confirmed by a later flush
         letters, self._letters = self._letters, []
         events = self.events
-        add_dead_lettered = self.stats.add_dead_lettered
-        for letter in letters:
-            msg, order, error_type = letter.msg, letter.order, letter.error_type.value
+        log_outcomes = self.on_finished is not None
+        shown = self._rows.take(len(letters)) if events is not None else 0
+        show_from = len(letters) - shown
+        for index, letter in enumerate(letters):
+            msg, order = letter.msg, letter.order
             letter.tracker.done(msg.offset())
-            add_dead_lettered(error_type)
-            self._finish(msg, order, "dead_lettered", letter.attempts, error_type)
-            if events is not None:
+            if log_outcomes:
+                self._finish(msg, order, "dead_lettered", letter.attempts, letter.error_type.value)
+            if index >= show_from:
                 events.put(
                     OrderSeen(msg.partition(), msg.offset(),
                               order.orderId if order else header_text(msg.key()),
                               order.product if order else "", order.price if order else None,
                               "dead_lettered", letter.attempts)
                 )  # fmt: skip
+        self.stats.add_dead_lettered(letter.error_type.value for letter in letters)
 
     def _store_done_offsets(self) -> None:
         if self._finished and self.on_finished is not None:

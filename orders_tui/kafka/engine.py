@@ -21,7 +21,7 @@ from orders_tui.errors import BrokerUnreachable, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.consumer import EngineConfig, Pipeline
 from orders_tui.kafka.dlq import DlqEntry, dlq_reader, replay_headers
-from orders_tui.kafka.events import EngineStatus, EventQueue, Notice, OrderSeen
+from orders_tui.kafka.events import ROWS_SHOWN, EngineStatus, EventQueue, Notice, OrderSeen
 from orders_tui.kafka.producer import OrderProducer, make_producer
 from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
 
@@ -29,9 +29,9 @@ RECONNECT_EVERY = 2.0
 LAG_EVERY = 2.0
 POLL = 0.1
 DLQ_BATCH = 500
-ROWS_SHOWN = 500  # what a pane holds: newer rows push older ones out
 DLQ_EVERY = 0.25  # seconds between DLQ reads
-DLQ_BUFFER_KB = 4096
+DLQ_BUFFER_KB = 1024
+DLQ_FETCH_BYTES = 256 * 1024  # ~700 DLQ records: more than a pane's 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +245,17 @@ class Engine:
         than that, the reader skips ahead instead of decoding what the pane would drop.
         """
         topic = self.settings.dlq_topic
-        # The pane shows 500 entries: a small fetch buffer (librdkafka's default is 64 MB
-        # a consumer) is plenty.
+        # The pane shows 500 entries: small fetches (librdkafka's defaults are 1 MB a
+        # partition and a 64 MB buffer) are plenty, and under load every record fetched
+        # beyond what the pane shows is parsed for nothing.
         consumer = dlq_reader(
             self.settings,
-            **{"enable.partition.eof": False, "queued.max.messages.kbytes": DLQ_BUFFER_KB},
+            **{
+                "enable.partition.eof": False,
+                "queued.max.messages.kbytes": DLQ_BUFFER_KB,
+                "max.partition.fetch.bytes": DLQ_FETCH_BYTES,
+                "fetch.max.bytes": DLQ_FETCH_BYTES * 4,
+            },
         )
         try:
             partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)

@@ -138,8 +138,7 @@ class EngineProcess:
                     self.connected = False
                     self.events.put(Notice(f"the engine process ended; see {ENGINE_LOG}", True))
                 return
-            for event in snapshot.events:
-                self.events.put(event)
+            self.events.put_all(snapshot.events)
             self.stats, self.lag = snapshot.stats, snapshot.lag
             self.pipeline_paused = snapshot.pipeline_paused
             self.streaming, self.produced = snapshot.streaming, snapshot.produced

@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from orders_tui.kafka.engine import ROWS_SHOWN
+from orders_tui.kafka.events import ROWS_SHOWN
 from orders_tui.ui.text import visible
 
 TRIM_SLACK = 100
@@ -107,10 +107,15 @@ class RowTable(ScrollView, can_focus=True):
             return
         self._dirty = False
         held = self.cursor_key if self.cursor >= 0 else None
-        self._keys = list(self.rows_model)
+        model = self.rows_model
+        # Exactly max_rows once full: the virtual size then stays put, and a changed
+        # virtual size costs a layout of the whole screen (most of a busy tick).
+        while len(model) > self.max_rows:
+            model.popitem(last=False)
+        self._keys = list(model)
         if held is not None:
             # Keep the cursor on the row the user picked; if it was trimmed, the oldest.
-            self.cursor = self._keys.index(held) if held in self.rows_model else 0
+            self.cursor = self._keys.index(held) if held in model else 0
         self.virtual_size = Size(self.scrollable_content_region.width, len(self._keys) + 1)
         if self.cursor < 0:
             # After the new virtual size is laid out, or the end is the old one's.
