@@ -30,6 +30,7 @@ LAG_EVERY = 2.0
 POLL = 0.1
 DLQ_BATCH = 500
 DLQ_EVERY = 0.25  # seconds between DLQ reads
+DLQ_BUSY_EVERY = 1.0  # ... while each read brings a full batch
 DLQ_BUFFER_KB = 1024
 DLQ_FETCH_BYTES = 256 * 1024  # ~700 DLQ records: more than a pane's 500
 
@@ -268,11 +269,13 @@ class Engine:
                 batch = [m for m in consumer.consume(DLQ_BATCH, POLL) if m.error() is None]
                 for msg in batch[-ROWS_SHOWN:]:
                     self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
-                if len(batch) == DLQ_BATCH:
+                busy = len(batch) == DLQ_BATCH
+                if busy:
                     self._skip_ahead(consumer, batch)
                 # Let entries gather: a few large batches cost far less than many small
-                # ones, and the pane refreshes at a human pace anyway.
-                self._stop.wait(DLQ_EVERY)
+                # ones, and the pane refreshes at a human pace anyway. While the DLQ
+                # grows faster than a pane can show, once a second is plenty.
+                self._stop.wait(DLQ_BUSY_EVERY if busy else DLQ_EVERY)
         except KafkaException as exc:
             self.events.put(Notice(f"DLQ reader stopped: {exc.args[0].str()}", error=True))
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -92,14 +93,19 @@ class RowBudget:
     would be dropped unseen. A token bucket: at a human pace every order gets its row;
     under a backlog (1,000 orders a poll) each poll gets its newest few."""
 
-    def __init__(self, per_second: float = ROWS_SHOWN * SNAPSHOTS_PER_SECOND) -> None:
+    def __init__(
+        self,
+        per_second: float = ROWS_SHOWN * SNAPSHOTS_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._per_second = per_second
+        self._clock = clock
         self._tokens = float(ROWS_SHOWN)
-        self._at = time.monotonic()
+        self._at = clock()
 
     def take(self, wanted: int) -> int:
         """How many of `wanted` rows to make now (the newest ones)."""
-        now = time.monotonic()
+        now = self._clock()
         self._tokens = min(ROWS_SHOWN, self._tokens + (now - self._at) * self._per_second)
         self._at = now
         granted = min(wanted, int(self._tokens))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import RenderableType
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -51,21 +50,28 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         yield Static("orders/s, last 60 s", id="spark-label")
         yield self.spark
 
-    def _grid(self, rows: list[tuple[str, str, str, str]], wide: bool) -> Table:
-        """Two label/value pairs a row; one pair a row when the pane is narrow."""
-        table = Table.grid(padding=(0, 2))
-        for _ in range(2 if wide else 1):
-            table.add_column(style="bold", no_wrap=True)
-            table.add_column(justify="right", no_wrap=True)
+    @staticmethod
+    def _grid(rows: list[tuple[str, str, str, str]], wide: bool) -> Text:
+        """Two label/value pairs a line; one pair a line when the pane is narrow. Plain
+        padded text: a Rich Table here was the costliest thing on a busy screen."""
         if wide:
-            for row in rows:
-                table.add_row(*row)
+            lines = [(row[:2], row[2:]) for row in rows]
         else:
-            for left in (r[:2] for r in rows if r[0]):
-                table.add_row(*left)
-            for right in (r[2:] for r in rows):
-                table.add_row(right[0].strip(), right[1])
-        return table
+            lines = [(row[:2],) for row in rows if row[0]]
+            lines += [((row[2].strip(), row[3]),) for row in rows]
+        pairs = max(len(line) for line in lines)
+        label_widths = [max(len(line[i][0]) for line in lines) for i in range(pairs)]
+        value_widths = [max(len(line[i][1]) for line in lines) for i in range(pairs)]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for number, line in enumerate(lines):
+            if number:
+                text.append("\n")
+            for i, (label, value) in enumerate(line):
+                if i:
+                    text.append("  ")
+                text.append(label.ljust(label_widths[i]), style="bold")
+                text.append("  " + value.rjust(value_widths[i]))
+        return text
 
     def show(self, stats: PipelineStats, lag: dict[int, int], now: float) -> None:
         summary = stats.summary(now)
