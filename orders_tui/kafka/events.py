@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 ROWS_SHOWN = 500  # what a pane holds: newer rows push older ones out
-SNAPSHOTS_PER_SECOND = 10  # how often a front end takes what was queued
+ROWS_PER_SECOND = 2 * ROWS_SHOWN  # order rows made per second at most, sustained
 
 
 class OrderSeen(NamedTuple):
@@ -88,15 +88,13 @@ class EventQueue:
 
 
 class RowBudget:
-    """How many order rows are worth making: a pane keeps the newest ROWS_SHOWN, and a
-    front end looks SNAPSHOTS_PER_SECOND times a second, so more rows than that per tick
-    would be dropped unseen. A token bucket: at a human pace every order gets its row;
-    under a backlog (1,000 orders a poll) each poll gets its newest few."""
+    """How many order rows are worth making. A token bucket of ROWS_SHOWN rows (a pane's
+    worth at once) refilled at ROWS_PER_SECOND: at a human pace every order gets its
+    row; under a backlog (1,000 orders a poll, far faster than anyone reads) each poll
+    gets its newest few, and the engine does not spend its time on rows nobody sees."""
 
     def __init__(
-        self,
-        per_second: float = ROWS_SHOWN * SNAPSHOTS_PER_SECOND,
-        clock: Callable[[], float] = time.monotonic,
+        self, per_second: float = ROWS_PER_SECOND, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._per_second = per_second
         self._clock = clock
