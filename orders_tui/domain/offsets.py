@@ -11,43 +11,41 @@ from collections import deque
 
 
 class PartitionOffsets:
+    """Offsets arrive in ascending order. Only the orders not done yet are held (a
+    processed order costs one assignment): everything below the oldest of them is done,
+    and with none pending, everything up to the newest offset seen."""
+
     def __init__(self) -> None:
-        self._in_flight: deque[int] = deque()  # offsets in the order they were consumed
-        self._done: set[int] = set()  # finished offsets that are not yet at the front
-        self._next: int | None = None  # the offset to commit: all below it are done
+        self._pending: deque[int] = deque()  # consumed, not done; ascending
+        self._done_early: set[int] = set()  # pending ones done while an older one was not
+        self._newest: int | None = None
 
     def __len__(self) -> int:
         """Orders consumed but not yet done."""
-        return len(self._in_flight) - len(self._done)
+        return len(self._pending) - len(self._done_early)
 
     @property
     def committable(self) -> int | None:
-        return self._next
+        if self._pending:
+            return self._pending[0]
+        return None if self._newest is None else self._newest + 1
 
     def track(self, offset: int) -> None:
         """An order at `offset` was consumed and is not done yet."""
-        self._in_flight.append(offset)
-
-    def done(self, offset: int) -> None:
-        in_flight = self._in_flight
-        if in_flight and in_flight[0] == offset:
-            in_flight.popleft()
-            self._next = offset + 1
-            done = self._done
-            while in_flight and in_flight[0] in done:
-                head = in_flight.popleft()
-                done.discard(head)
-                self._next = head + 1
-        elif not in_flight:
-            # Fast path: the order was done as soon as it was consumed.
-            self._next = offset + 1
-        else:
-            self._done.add(offset)
+        self._pending.append(offset)
+        self._newest = offset
 
     def track_done(self, offset: int) -> None:
         """An order consumed and finished at once (the common case)."""
-        if self._in_flight:
-            self._in_flight.append(offset)
-            self.done(offset)
+        self._newest = offset
+
+    def done(self, offset: int) -> None:
+        """A tracked order is done."""
+        pending = self._pending
+        if pending and pending[0] == offset:
+            pending.popleft()
+            done_early = self._done_early
+            while pending and pending[0] in done_early:
+                done_early.discard(pending.popleft())
         else:
-            self._next = offset + 1
+            self._done_early.add(offset)
