@@ -21,9 +21,12 @@ from orders_tui.domain.codec import decode, encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules, Outcome
+from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import EngineConfig, Finished, Pipeline
 from orders_tui.kafka.dlq import FAILURE_HEADERS, DlqEntry
 from orders_tui.kafka.producer import OrderProducer
+from orders_tui.kafka.topics import ensure_topics
+from tests.conftest import KAFKA_LOCAL, _free_port_pair
 from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.kafka
@@ -261,3 +264,61 @@ def test_a_dlq_that_refuses_records_stops_the_engine_and_loses_nothing(settings,
     assert second.returncode == 0, second.stderr
     dead = {m.key().decode() for m in read_all(settings.bootstrap_servers, settings.dlq_topic)}
     assert dead == expected_dead
+
+
+def test_a_broker_restart_mid_run_loses_no_order(tmp_path):
+    """The broker stops while retries are pending and starts again: DLQ writes wait for
+    it, and every order ends processed or dead-lettered, including orders produced after
+    the restart. A broker of its own, so the session's broker is left alone."""
+    port = _free_port_pair()
+    broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
+
+    def kafka_local(action: str) -> None:
+        subprocess.run([broker[0], action, *broker[1:]], check=True, capture_output=True)
+
+    kafka_local("start")
+    proc = None
+    try:
+        settings = KafkaSettings(f"127.0.0.1:{port}", "orders", "orders-dlq")
+        ensure_topics(settings, [settings.topic, settings.dlq_topic])
+        orders = produce_orders(settings, 2_000, seed=21)
+        outcomes = tmp_path / "outcomes.jsonl"
+        # Retries 1 s apart: some come due, and some exhaust into the DLQ, while the
+        # broker is down.
+        proc = subprocess.Popen(
+            [*_consume_cli(settings, "restart-group", "--outcomes", str(outcomes)),
+             "--retry-backoff", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while _lines(outcomes) < 1_500:
+            assert time.monotonic() < deadline and proc.poll() is None, "no progress"
+            time.sleep(0.05)
+        kafka_local("stop")
+        time.sleep(2)
+        kafka_local("start")
+        orders += produce_orders(settings, 1_000, seed=22)
+
+        everything = {o.orderId for o in orders}
+        deadline = time.monotonic() + 120
+        while True:
+            records = [json.loads(line) for line in outcomes.read_text().splitlines()]
+            if {r["order_id"] for r in records} >= everything:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, "orders missing"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        dead = {r["order_id"] for r in records if r["outcome"] == "dead_lettered"}
+        rules = FailureRules()
+        assert dead == {
+            o.orderId for o in orders if rules.predicted_outcome(o) is Outcome.PERMANENT
+        }
+        dlq_keys = {
+            m.key().decode() for m in read_all(settings.bootstrap_servers, settings.dlq_topic)
+        }
+        assert dlq_keys == dead  # every dead-lettered order's record is on the DLQ topic
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        kafka_local("stop")
