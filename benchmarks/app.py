@@ -131,6 +131,9 @@ def main() -> None:
     settings = fresh_topics(args.bootstrap_servers, args.partitions, "bench-app")
     result = OrderProducer(settings, seed=1).produce(args.count)
     assert result.delivered == args.count, result
+    # A warm-up run, not counted: a freshly started broker's JVM has not compiled its
+    # produce path yet, and takes several times the CPU for the first DLQ writes.
+    pipeline_run(settings, args.count, FailureRules())
     # Interleaved rounds, medians shown: single runs swing by a third on two cores.
     engine_rates, engine_cpus, apps = [], [], []
     for _ in range(args.rounds):

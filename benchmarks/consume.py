@@ -123,6 +123,9 @@ def main() -> None:
             settings, args.count, FailureRules(0, 0, math.inf)
         ),
     }
+    # A warm-up run, not counted: a freshly started broker's JVM has not compiled its
+    # produce path yet, and takes several times the CPU for the first DLQ writes.
+    pipeline_run(settings, args.count, FailureRules())
     # Interleaved rounds, each figure the median: two cores shared with the broker make
     # single runs swing by a third.
     rates: dict[str, list[float]] = {name: [] for name in runs}
