@@ -93,7 +93,8 @@ class _Pending:
 
 
 class _DeadLetter(NamedTuple):
-    """A DLQ record on its way: what its delivery report needs to finish the order."""
+    """A DLQ record on its way: what confirming it needs to finish the order, and what
+    writing it again needs should the broker report it failed."""
 
     msg: Message
     order: Order | None
