@@ -57,6 +57,7 @@ CONSUMER_DEFAULTS: dict[str, object] = {
     "fetch.queue.backoff.ms": 0,
 }
 POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
+RETRY_ROWS_PER_SECOND = 200  # orders whose retries a front end follows, at most
 CONFIRM_EVERY = 0.1  # seconds between DLQ flushes that confirm what was dead-lettered
 DLQ_PRODUCER: dict[str, object] = {
     # Retried until the broker takes it; the source offset stays uncommitted until then.
@@ -90,6 +91,7 @@ class _Pending:
     attempts: int
     tracker: PartitionOffsets
     reason: str = ""
+    shown: bool = False  # its retries reach a front end (decided at its first failure)
 
 
 class _DeadLetter(NamedTuple):
@@ -137,7 +139,9 @@ class Pipeline:
         self._stored: dict[int, int] = {}
         self._retries: RetryQueue[_Pending] = RetryQueue()
         self._failure_headers = FailureHeaders(self.config.group)
-        self._rows = RowBudget()  # order rows for a front end: only what it can show
+        # Rows for a front end: only what it can show.
+        self._rows = RowBudget()
+        self._retry_rows = RowBudget(per_second=RETRY_ROWS_PER_SECOND)
         self._letters: list[_DeadLetter] = []  # written to the DLQ, not yet confirmed
         self._last_confirm = 0.0
         self._finished: list[Finished] = []
@@ -286,7 +290,11 @@ class Pipeline:
         backoff = self.config.backoff
         delay = backoff.delay(pending.attempts, self._rng)
         self._retries.push(pending, time.monotonic() + delay)
-        if self.events is not None:
+        if self.events is None:
+            return
+        if pending.attempts == 1:
+            pending.shown = self._retry_rows.take(1) == 1
+        if pending.shown:
             msg, order = pending.msg, pending.order
             self.events.put(
                 OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,
@@ -313,7 +321,7 @@ class Pipeline:
                 self.stats.add_processed(order.price, recovered=True, now=now)
                 self._finish(msg, order, "processed", pending.attempts)
                 self._retry_finished(pending, "recovered")
-                if self.events is not None:
+                if pending.shown:
                     self.events.put(
                         OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,
                                   order.price, "processed", pending.attempts)
@@ -336,7 +344,7 @@ class Pipeline:
             self._last_activity = time.monotonic()
 
     def _retry_finished(self, pending: _Pending, outcome: str) -> None:
-        if self.events is not None:
+        if pending.shown:
             msg = pending.msg
             self.events.put(
                 RetryFinished(msg.partition(), msg.offset(), pending.order.orderId,
