@@ -15,7 +15,6 @@ from textual.widgets import Footer, Static
 
 from orders_tui.kafka.engine import DlqEntrySeen, Engine, coalesce
 from orders_tui.kafka.events import (
-    ROWS_SHOWN,
     EngineStatus,
     Event,
     Notice,
@@ -34,8 +33,9 @@ from orders_tui.ui.screens.help import HelpScreen
 from orders_tui.ui.text import literal
 
 TICK_SECONDS = 0.1  # events reach the panes at most 10 times a second
-AGGREGATES_EVERY = 2  # ticks between aggregate refreshes while events flow
-BUSY_REPAINT_EVERY = 2  # ticks between table repaints while a backlog streams past
+AGGREGATES_EVERY = 3  # ticks between aggregate refreshes while events flow
+BUSY_REPAINT_EVERY = 3  # ticks between table repaints while a backlog streams past
+BUSY_EVENTS = 50  # events in one tick that make it busy (500 a second and more)
 
 
 class OrdersApp(App[None]):
@@ -113,10 +113,10 @@ class OrdersApp(App[None]):
                 self.notify(event.text, severity="error" if event.error else "information")
         retries.tick()
         self._ticks += 1
-        # Under load (a tick bringing a pane's worth of rows) the tables repaint every
-        # other tick: a repaint of rows flowing past costs the same CPU as a readable one,
+        # Under load (a tick bringing more than a person reads) the tables repaint every
+        # third tick: a repaint of rows flowing past costs the same CPU as a readable one,
         # and that CPU is the engine's on a small machine. Keys stay immediate.
-        if len(events) < ROWS_SHOWN or self._ticks % BUSY_REPAINT_EVERY == 0:
+        if len(events) < BUSY_EVENTS or self._ticks % BUSY_REPAINT_EVERY == 0:
             for pane in (orders, retries, dlq):
                 pane.flush()
         if self._ticks % AGGREGATES_EVERY == 0 or not events:
