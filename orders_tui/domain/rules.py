@@ -73,9 +73,7 @@ class FailureRules:
             return OK  # the common case, answered first
         if not math.isfinite(price):
             return Verdict(Outcome.PERMANENT, f"price {price} is not a finite number")
-        if self.transient_min <= price <= self.transient_max and attempt <= self.failing_attempts(
-            order.orderId
-        ):
+        if self.is_transient(price) and attempt <= self.failing_attempts(order.orderId):
             return Verdict(
                 Outcome.TRANSIENT,
                 f"downstream unavailable for price {price:.2f} (transient band "

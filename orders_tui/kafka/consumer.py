@@ -233,8 +233,7 @@ class Pipeline:
         log_outcomes = self.on_finished is not None
         first_try_prices: list[float] = []
         consumed = 0
-        shown = self._rows.take(len(messages)) if events is not None else 0
-        show_from = len(messages) - shown
+        show_from = self._rows_from(len(messages))
         for index, msg in enumerate(messages):
             if msg.error() is not None:
                 self._on_message_error(msg.error())
@@ -270,6 +269,10 @@ class Pipeline:
         stats.consumed += consumed
         stats.add_processed_batch(first_try_prices, now)
         self._last_activity = time.monotonic()
+
+    def _rows_from(self, count: int) -> int:
+        """Of `count` orders, the index from which a front end gets rows (the newest)."""
+        return count - (self._rows.take(count) if self.events is not None else 0)
 
     def _finish(self, msg: Message, order: Order | None, outcome: str, attempts: int,
                 error_type: str = "") -> None:  # fmt: skip
@@ -407,8 +410,7 @@ class Pipeline:
         letters, self._letters = self._letters, []
         events = self.events
         log_outcomes = self.on_finished is not None
-        shown = self._rows.take(len(letters)) if events is not None else 0
-        show_from = len(letters) - shown
+        show_from = self._rows_from(len(letters))
         for index, letter in enumerate(letters):
             msg, order = letter.msg, letter.order
             letter.tracker.done(msg.offset())

@@ -75,12 +75,11 @@ class FailureHeaders:
         self._group = group.encode()
         self._topics: dict[str, bytes] = {}
         self._types = {error_type: error_type.value.encode() for error_type in ErrorType}
-        self._now = b"0"
         self.stamp()
 
-    def stamp(self, now_ms: int | None = None) -> None:
-        """Set the `timestamp` header's value (ms since the epoch; default: now)."""
-        self._now = b"%d" % (time.time_ns() // 1_000_000 if now_ms is None else now_ms)
+    def stamp(self) -> None:
+        """Take the `timestamp` header's value (ms since the epoch) from the clock."""
+        self._now = b"%d" % (time.time_ns() // 1_000_000)
 
     def __call__(
         self, source: Message, reason: str, error_type: ErrorType, attempts: int
