@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -70,8 +70,8 @@ class PipelineStats:
         self.max_price = max(self.max_price, max(prices))
         self.rate.add(len(prices), now)
 
-    def add_dead_lettered(self, error_types: Iterable[str]) -> None:
-        """Count dead-lettered orders, one error type each."""
+    def add_dead_lettered(self, error_types: Iterable[str] | Mapping[str, int]) -> None:
+        """Count dead-lettered orders: an error type each, or a count per error type."""
         self.dead_lettered_by_type.update(error_types)
 
     @property

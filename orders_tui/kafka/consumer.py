@@ -9,8 +9,9 @@ offset was not committed, so the order is re-delivered and its attempts start ag
 DLQ acknowledgements are confirmed a batch at a time, as Kafka Streams does before it
 commits: every CONFIRM_EVERY seconds the DLQ producer is flushed, and when nothing is left
 in its queue every record written so far was acknowledged. Successful delivery reports
-are switched off (`delivery.report.only.error`); a per-record report was a Python call
-and a Message object, and cost more than the rest of a DLQ write.
+are switched off (`delivery.report.only.error`), and the one callback for failures is
+the producer's, not a closure per record: a per-record callback cost more than the rest
+of a DLQ write.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -52,9 +52,11 @@ CONSUMER_DEFAULTS: dict[str, object] = {
     "enable.auto.offset.store": False,  # we store an offset once its order is done
     "enable.auto.commit": True,  # ... and auto-commit sends what was stored
     "auto.commit.interval.ms": 1000,
-    # librdkafka backs off fetching for 1 s when its local queue is full; with a fast
-    # consumer that caps throughput near 110k orders/s here (400k/s without).
-    "fetch.queue.backoff.ms": 0,
+    # How long librdkafka waits to fetch again when its local queue is full. Its default,
+    # 1 s, starves a fast consumer (about 110k orders/s here); 0 makes the fetcher spin
+    # on a core whenever the consumer is behind (1 CPU second per 200k orders, taken from
+    # the broker and the pipeline on a 2-core machine).
+    "fetch.queue.backoff.ms": 5,
 }
 POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
 RETRY_ROWS_PER_SECOND = 200  # orders whose retries a front end follows, at most
@@ -95,13 +97,12 @@ class _Pending:
 
 
 class _DeadLetter(NamedTuple):
-    """A DLQ record on its way: what confirming it needs to finish the order, and what
-    writing it again needs should the broker report it failed."""
+    """A DLQ record on its way: what confirming it needs to finish its order. It keeps
+    no headers: holding them until the flush doubled what the garbage collector walks."""
 
     msg: Message
     order: Order | None
     tracker: PartitionOffsets
-    headers: list
     error_type: ErrorType
     attempts: int
 
@@ -179,7 +180,7 @@ class Pipeline:
                 **{**CONSUMER_DEFAULTS, "group.id": self.config.group, "error_cb": self._on_error}
             ),
         )
-        self._producer = make_producer(settings, **DLQ_PRODUCER)
+        self._producer = make_producer(settings, **DLQ_PRODUCER, on_delivery=self._on_dlq_failed)
         consumer.subscribe(
             [settings.topic],
             on_assign=self._on_assign,
@@ -363,40 +364,29 @@ class Pipeline:
         error_type: ErrorType,
         attempts: int,
     ) -> None:
-        headers = self._failure_headers(msg, reason, error_type, attempts)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (0.6 us of ~8 a record)
-        letter = _new_letter(_DeadLetter, (msg, order, tracker, headers, error_type, attempts))
-        self._letters.append(letter)
-        self._produce_dlq(letter)
+        self._letters.append(_new_letter(_DeadLetter, (msg, order, tracker, error_type, attempts)))
+        self._produce_dlq(
+            msg.value(), msg.key(), self._failure_headers(msg, reason, error_type, attempts)
+        )
 
-    def _produce_dlq(self, letter: _DeadLetter) -> None:
+    def _produce_dlq(self, value: bytes | None, key: bytes | None, headers: list) -> None:
         assert self._producer is not None
-        msg = letter.msg
         while True:
             try:
-                self._producer.produce(
-                    self.settings.dlq_topic,
-                    msg.value(),
-                    msg.key(),
-                    headers=letter.headers,
-                    on_delivery=partial(self._on_dlq_failed, letter),  # errors only
-                )
+                self._producer.produce(self.settings.dlq_topic, value, key, headers=headers)
                 return
             except BufferError:
                 self._producer.poll(0.05)
 
-    def _on_dlq_failed(self, letter: _DeadLetter, err: KafkaError, _: Message) -> None:
-        if err.retriable():
-            # Not acknowledged: write it again; the flush that confirms waits for it.
-            self._notice(f"DLQ write failed ({err.str()}); retrying", error=True)
-            self._produce_dlq(letter)
-            return
-        # The broker refuses the record for good (too large, not authorised, ...). Stop
-        # with its source offset uncommitted: after a fix, a restart re-delivers it.
-        self._notice(f"DLQ write refused: {err.str()}", error=True)
+    def _on_dlq_failed(self, err: KafkaError, _: Message) -> None:
+        """A DLQ record failed for good. The producer retries without a time limit, so
+        this is a refusal (too large, not authorised) or a time limit set with -X. Stop
+        with its source offset uncommitted: after a fix, a restart re-delivers it."""
+        self._notice(f"DLQ write failed: {err.str()}", error=True)
         self._fatal = KafkaRefused(
-            f"the broker refused a DLQ record for {self.settings.dlq_topic!r} "
-            f"({err.str()}); fix the DLQ topic or its access, then start again"
+            f"a DLQ record for {self.settings.dlq_topic!r} failed ({err.str()}); nothing "
+            "after it was committed: fix the DLQ topic or its access, then start again"
         )
         self._stop.set()
 
@@ -408,22 +398,22 @@ class Pipeline:
         if self._producer.flush(timeout) or self._fatal is not None:
             return  # some still in flight: they are confirmed by a later flush
         letters, self._letters = self._letters, []
-        events = self.events
-        log_outcomes = self.on_finished is not None
-        show_from = self._rows_from(len(letters))
-        for index, letter in enumerate(letters):
-            msg, order = letter.msg, letter.order
-            letter.tracker.done(msg.offset())
-            if log_outcomes:
-                self._finish(msg, order, "dead_lettered", letter.attempts, letter.error_type.value)
-            if index >= show_from:
-                events.put(
+        counts: dict[ErrorType, int] = dict.fromkeys(ErrorType, 0)
+        for msg, _, tracker, error_type, _ in letters:
+            tracker.done(msg.offset())
+            counts[error_type] += 1
+        self.stats.add_dead_lettered({kind.value: n for kind, n in counts.items() if n})
+        if self.on_finished is not None:
+            for msg, order, _, error_type, attempts in letters:
+                self._finish(msg, order, "dead_lettered", attempts, error_type.value)
+        if self.events is not None:
+            for msg, order, _, _, attempts in letters[self._rows_from(len(letters)) :]:
+                self.events.put(
                     OrderSeen(msg.partition(), msg.offset(),
                               order.orderId if order else header_text(msg.key()),
                               order.product if order else "", order.price if order else None,
-                              "dead_lettered", letter.attempts)
+                              "dead_lettered", attempts)
                 )  # fmt: skip
-        self.stats.add_dead_lettered(letter.error_type.value for letter in letters)
 
     def _store_done_offsets(self) -> None:
         if self._finished and self.on_finished is not None:
