@@ -269,26 +269,34 @@ class Engine:
                 batch = [m for m in consumer.consume(DLQ_BATCH, POLL) if m.error() is None]
                 for msg in batch[-ROWS_SHOWN:]:
                     self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
-                busy = len(batch) == DLQ_BATCH
-                if busy:
-                    self._skip_ahead(consumer, batch)
                 # Let entries gather: a few large batches cost far less than many small
-                # ones, and the pane refreshes at a human pace anyway. While the DLQ
-                # grows faster than a pane can show, once a second is plenty.
-                self._stop.wait(DLQ_BUSY_EVERY if busy else DLQ_EVERY)
+                # ones, and the pane refreshes at a human pace anyway.
+                if len(batch) < DLQ_BATCH:
+                    self._stop.wait(DLQ_EVERY)
+                    continue
+                # The DLQ grows faster than a pane can show: read once a second, and
+                # fetch nothing in between (a fetcher left running parses every record).
+                consumer.pause(starts)
+                self._stop.wait(DLQ_BUSY_EVERY)
+                self._skip_ahead(consumer, topic, partitions)
+                consumer.resume(starts)
         except KafkaException as exc:
             self.events.put(Notice(f"DLQ reader stopped: {exc.args[0].str()}", error=True))
         finally:
             consumer.close()
 
     @staticmethod
-    def _skip_ahead(consumer: Consumer, batch: list) -> None:
-        last = {m.partition(): m.offset() for m in batch}
-        for partition, offset in last.items():
-            tp = TopicPartition(batch[0].topic(), partition)
-            _, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high - offset > ROWS_SHOWN:
-                consumer.seek(TopicPartition(tp.topic, partition, high - ROWS_SHOWN))
+    def _skip_ahead(consumer: Consumer, topic: str, partitions: list[int]) -> None:
+        """Move each partition to its newest ROWS_SHOWN records, if it is further behind."""
+        for partition in partitions:
+            tp = TopicPartition(topic, partition)
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=POLL * 10)
+            except KafkaException:
+                continue  # the broker did not answer in time: read on from where it is
+            newest = max(low, high - ROWS_SHOWN)
+            if consumer.position([tp])[0].offset < newest:  # also when nothing was read yet
+                consumer.seek(TopicPartition(topic, partition, newest))
 
     def _monitor_lag(self) -> None:
         """Consumer lag per partition (end offset minus the group's committed offset), and
