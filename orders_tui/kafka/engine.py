@@ -275,7 +275,8 @@ class Engine:
                     self._stop.wait(DLQ_EVERY)
                     continue
                 # The DLQ grows faster than a pane can show: read once a second, and
-                # fetch nothing in between (a fetcher left running parses every record).
+                # fetch nothing in between (a fetcher left running kept fetching what
+                # the next skip drops, which cost the pipeline 15-20 % of its rate).
                 consumer.pause(starts)
                 self._stop.wait(DLQ_BUSY_EVERY)
                 self._skip_ahead(consumer, topic, partitions)
