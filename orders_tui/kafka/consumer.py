@@ -139,7 +139,7 @@ class Pipeline:
         self._trackers: dict[int, PartitionOffsets] = {}
         self._stored: dict[int, int] = {}
         self._retries: RetryQueue[_Pending] = RetryQueue()
-        self._failure_headers = FailureHeaders(self.config.group)
+        self._failure_headers = FailureHeaders(self.config.group, settings.topic)
         # Rows for a front end: only what it can show.
         self._rows = RowBudget()
         self._retry_rows = RowBudget(per_second=RETRY_ROWS_PER_SECOND)

@@ -13,7 +13,7 @@ import contextlib
 import multiprocessing
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -36,7 +36,6 @@ class Snapshot:
     streaming: bool
     produced: int
     connected: bool = False
-    notices: list = field(default_factory=list)
 
 
 def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) -> None:
@@ -60,7 +59,7 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
                         coalesce(engine.events.drain()),
                         engine.stats,
                         dict(engine.lag),
-                        engine.pipeline.paused,
+                        engine.pipeline_paused,
                         engine.streaming,
                         engine.produced,
                         engine.connected,
