@@ -5,12 +5,20 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from orders_tui.kafka.engine import DlqEntrySeen, Engine
+from orders_tui.kafka.engine import DlqEntrySeen, Engine, broker_answered
 from orders_tui.kafka.events import ROWS_SHOWN
 
-pytestmark = pytest.mark.kafka
+
+def test_an_error_the_broker_sent_is_not_a_lost_connection():
+    """A fresh broker answers "not coordinator" while it loads its groups: the header
+    must not say disconnected for that, only for librdkafka's own connection errors."""
+    assert broker_answered(KafkaError(KafkaError.NOT_COORDINATOR))
+    assert broker_answered(KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS))
+    assert not broker_answered(KafkaError(KafkaError._TRANSPORT))
+    assert not broker_answered(KafkaError(KafkaError._TIMED_OUT))
+    assert not broker_answered(KafkaError(KafkaError._ALL_BROKERS_DOWN))
 
 
 def _write_dlq(settings, count: int, start: int) -> None:
@@ -34,6 +42,7 @@ def _ends(settings) -> dict[int, int]:
         reader.close()
 
 
+@pytest.mark.kafka
 def test_the_dlq_reader_skips_to_the_newest_entries_when_the_dlq_outgrows_the_pane(settings):
     """A DLQ growing by thousands between two reads: the reader shows each partition's
     newest entries, and does not read everything in between to get there."""

@@ -63,6 +63,12 @@ def coalesce(events: list) -> list:
     return others + orders + entries
 
 
+def broker_answered(error: KafkaError) -> bool:
+    """Whether `error` came from a broker (librdkafka's own, local errors have negative
+    codes: no connection, a timeout, ...)."""
+    return error.code() >= 0
+
+
 class Engine:
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
@@ -326,7 +332,10 @@ class Engine:
                     self.lag = lag
                     self._set_connected(True)
                 except KafkaException as exc:
-                    self._set_connected(False, exc.args[0].str())
+                    error = exc.args[0]
+                    # The broker answered with an error (say "not coordinator" while a
+                    # fresh broker loads its groups): still connected; lag comes next time.
+                    self._set_connected(broker_answered(error), error.str())
                 self._stop.wait(LAG_EVERY)
         finally:
             reader.close()
