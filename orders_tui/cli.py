@@ -310,12 +310,27 @@ def _open_outcome_log(path: str | None) -> Callable[[list], None] | None:
         stream = sys.stdout if path == "-" else open(path, "a", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         raise UserError(f"--outcomes {path}: cannot open it ({exc.strerror})") from None
+    if stream is not sys.stdout and _ends_mid_line(path):
+        # A killed run left its last line cut short; its orders were not committed and
+        # come again. A new line keeps that fragment from spoiling the next record.
+        stream.write("\n")
 
     def write(finished: list) -> None:
-        stream.writelines(json.dumps(dataclasses.asdict(f)) + "\n" for f in finished)
+        stream.write("".join(json.dumps(dataclasses.asdict(f)) + "\n" for f in finished))
         stream.flush()
 
     return write
+
+
+def _ends_mid_line(path: str) -> bool:
+    try:
+        with open(path, "rb") as existing:
+            if existing.seek(0, os.SEEK_END) == 0:
+                return False
+            existing.seek(-1, os.SEEK_END)
+            return existing.read(1) != b"\n"
+    except OSError:  # a pipe or a device: nothing to look back at
+        return False
 
 
 def format_summary(s: dict) -> str:
