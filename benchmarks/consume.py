@@ -8,8 +8,9 @@ above 1000.0, so a third go to the DLQ), then measures over the same backlog:
   topic with nine headers, the way the pipeline writes it; no rules, no offsets. Not a
   target: it shows what the DLQ writes alone cost the raw client on this machine;
 - pipeline: `Pipeline.run`, the engine behind `orders-tui consume --headless`: decode,
-  rules, retries (backoff 0 here, so retry work is counted and waiting is not), DLQ
-  writes acknowledged by the broker, offsets stored.
+  rules, retries through the retry topics (backoff 0 here, so retry work is counted and
+  waiting is not), retry and DLQ writes acknowledged then offsets stored (the default),
+  or committed in transactions with the offsets (`--exactly-once`).
 
 Each is timed from its first message to its last order done, so joining the group is not
 counted. Target: pipeline >= 0.6 of bare. The pipeline also runs with rules that fail
@@ -35,7 +36,8 @@ from orders_tui.domain.codec import _PARSED
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import CONSUMER_DEFAULTS, DLQ_PRODUCER, EngineConfig, Pipeline
+from orders_tui.kafka.consumer import CONSUMER_DEFAULTS, EngineConfig, Pipeline
+from orders_tui.kafka.delivery import WRITER_PRODUCER
 from orders_tui.kafka.producer import PRODUCER_DEFAULTS, OrderProducer
 from orders_tui.kafka.topics import ensure_topics
 
@@ -45,7 +47,7 @@ WATCH_EVERY = 0.01  # seconds
 def bare_loop(bootstrap: str, topic: str, count: int, dlq_topic: str | None = None) -> float:
     # Only the DLQ reference gets a producer: an idle one's threads would slow the bare loop.
     producer = (
-        Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **DLQ_PRODUCER})
+        Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **WRITER_PRODUCER})
         if dlq_topic
         else None
     )
@@ -91,13 +93,18 @@ def bare_loop(bootstrap: str, topic: str, count: int, dlq_topic: str | None = No
     return count / seconds
 
 
-def pipeline_run(settings: KafkaSettings, count: int, rules: FailureRules) -> float:
+def pipeline_run(
+    settings: KafkaSettings, count: int, rules: FailureRules, exactly_once: bool = False
+) -> float:
     """The pipeline on this thread, as `consume --headless` runs it; a watcher thread
     takes the times. It looks every 10 ms: waking up more often costs the pipeline GIL
     hand-overs (polling every 2 ms took a tenth off its rate), and 10 ms is under 1 % of
     a run."""
     config = EngineConfig(
-        group=f"bench-pipeline-{uuid.uuid4().hex[:8]}", rules=rules, backoff=Backoff(base=0)
+        group=f"bench-pipeline-{uuid.uuid4().hex[:8]}",
+        rules=rules,
+        backoff=Backoff(base=0),
+        exactly_once=exactly_once,
     )
     pipeline = Pipeline(settings, config)
     stats = pipeline.stats
@@ -136,6 +143,13 @@ def main() -> None:
         ),
         "orders-tui pipeline, default rules": lambda: pipeline_run(
             settings, args.count, FailureRules()
+        ),
+        "orders-tui pipeline, default rules, --exactly-once": lambda: pipeline_run(
+            settings, args.count, FailureRules(), exactly_once=True
+        ),
+        # Every order through a retry topic once: half recover, half are dead-lettered.
+        "orders-tui pipeline, every order retried": lambda: pipeline_run(
+            settings, args.count, FailureRules(0, math.inf, math.inf, max_retries=1)
         ),
         "orders-tui pipeline, rules that fail nothing": lambda: pipeline_run(
             settings, args.count, FailureRules(0, 0, math.inf)

@@ -232,6 +232,25 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         metavar="PRICE",
         help="prices above this fail for good (default %(default)s)",
     )
+    group.add_argument(
+        "--retry-topic-prefix",
+        default="",
+        metavar="PREFIX",
+        help="retry n waits in topic PREFIX-n (default: the orders topic + '-retry')",
+    )
+    group.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help="write retry and DLQ records in Kafka transactions with the offsets, so a "
+        "crash never duplicates one for read_committed readers (default: at-least-once)",
+    )
+    group.add_argument(
+        "--instance-id",
+        default=os.environ.get("ORDERS_TUI_INSTANCE_ID", ""),
+        metavar="ID",
+        help="static group member id, stable across restarts (env ORDERS_TUI_INSTANCE_ID; "
+        "default: <host>-<n>, the lowest n no other pipeline of the group here holds)",
+    )
     _add_partitions_flag(group)
 
 
@@ -247,7 +266,14 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         backoff = Backoff(base=args.retry_backoff, cap=args.retry_backoff_max)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return EngineConfig(group=args.group, rules=rules, backoff=backoff)
+    return EngineConfig(
+        group=args.group,
+        rules=rules,
+        backoff=backoff,
+        exactly_once=args.exactly_once,
+        retry_topic_prefix=args.retry_topic_prefix,
+        instance_id=args.instance_id,
+    )
 
 
 def _add_consume(sub: argparse._SubParsersAction) -> None:
@@ -268,7 +294,8 @@ def _add_consume(sub: argparse._SubParsersAction) -> None:
         "--idle-exit",
         type=_seconds,
         metavar="SECONDS",
-        help="exit once nothing arrived and no retry was pending for this long",
+        help="exit once nothing arrived for this long and the group has committed the "
+        "end of every partition (exit 3, naming what is left, when it cannot)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument(
@@ -289,18 +316,31 @@ def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
     from orders_tui.kafka.topics import ensure_topics
 
     config = _engine_config(args)
-    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
     outcome_log = _open_outcome_log(args.outcomes)
-    pipeline = Pipeline(settings, config, on_finished=outcome_log)
+    pipeline = Pipeline(settings, config, on_finished=outcome_log, on_report=_say)
+    ensure_topics(settings, [*pipeline.topics, settings.dlq_topic], args.partitions)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: pipeline.stop())
     stats = pipeline.run(idle_exit=args.idle_exit)
     summary = stats.summary(time.time())
+    drain = pipeline.drain
+    if drain is not None:
+        summary["drained"] = drain.drained
     if args.json:
         print(json.dumps(summary))
     else:
         print(format_summary(summary), file=sys.stderr if args.outcomes == "-" else sys.stdout)
-    return 0
+    if drain is not None and drain.describe():
+        _say(drain.describe())
+    return 0 if drain is None or drain.drained else NOT_DRAINED
+
+
+NOT_DRAINED = 3  # --idle-exit found partitions left to consume
+
+
+def _say(line: str) -> None:
+    """One line on stderr, for what a person running headless should know."""
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
 def _open_outcome_log(path: str | None) -> Callable[[list], None] | None:
@@ -341,6 +381,11 @@ def format_summary(s: dict) -> str:
         + (f" ({by_type})" if by_type else "")
         + f" · retry attempts {s['retry_attempts']}",
     ]
+    if s["connection_losses"] or s["commit_failures"]:
+        lines.append(
+            f"connection lost {s['connection_losses']} times ({s['seconds_disconnected']} s) · "
+            f"commit failures {s['commit_failures']}"
+        )
     if s["processed"]:
         lines.append(
             f"prices: total {s['total_price']:,.2f} · average {s['average_price']:,.2f} · "

@@ -7,7 +7,7 @@ import pytest
 
 from orders_tui.domain.offsets import PartitionOffsets
 from orders_tui.domain.order import Order, OrderFactory
-from orders_tui.domain.retry import Backoff, RetryQueue
+from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules, Outcome
 from orders_tui.domain.stats import PipelineStats, RateMeter
 
@@ -70,17 +70,6 @@ def test_backoff_grows_exponentially_is_capped_and_jittered():
     assert all(0.5 <= d <= 1.0 for d in delays)
     assert max(delays) - min(delays) > 0.3
     assert Backoff(base=1, jitter=0).delay(3) == 4.0
-
-
-def test_retry_queue_pops_due_items_in_order_and_discards():
-    queue: RetryQueue[str] = RetryQueue()
-    queue.push("late", 5.0)
-    queue.push("early", 1.0)
-    queue.push("mid", 3.0)
-    assert queue.next_due() == 1.0
-    assert list(queue.pop_due(3.0)) == ["early", "mid"]
-    assert queue.discard(lambda item: item == "late") == ["late"]
-    assert len(queue) == 0
 
 
 def test_offsets_commit_only_the_contiguous_done_prefix():

@@ -266,7 +266,9 @@ def test_a_dlq_that_refuses_records_stops_the_engine_and_loses_nothing(settings,
     )
     assert first.returncode == 1
     error_lines = [line for line in first.stderr.splitlines() if line.strip()]
-    assert error_lines[-1].startswith("orders-tui: a DLQ record for")
+    assert error_lines[-1].startswith(
+        f"orders-tui: a record for {settings.dlq_topic!r} was refused"
+    )
     assert "Traceback" not in first.stderr
     assert read_all(settings.bootstrap_servers, settings.dlq_topic) == []
 

@@ -25,6 +25,11 @@ class PartitionOffsets:
         return len(self._pending) - len(self._done_early)
 
     @property
+    def has_pending(self) -> bool:
+        """Whether an order consumed here is not done yet (it holds the commit back)."""
+        return bool(self._pending)
+
+    @property
     def committable(self) -> int | None:
         if self._pending:
             return self._pending[0]

@@ -48,6 +48,9 @@ class PipelineStats:
     dead_lettered_by_type: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
     rate: RateMeter = field(default_factory=RateMeter)
+    connection_losses: int = 0
+    seconds_disconnected: float = 0.0
+    commit_failures: int = 0
 
     def add_processed(self, price: float, recovered: bool, now: float) -> None:
         self.processed += 1
@@ -97,4 +100,7 @@ class PipelineStats:
             "max_price": self.max_price if self.processed else None,
             "seconds": round(elapsed, 3),
             "orders_per_second": round(self.consumed / elapsed, 1) if elapsed else 0.0,
+            "connection_losses": self.connection_losses,
+            "seconds_disconnected": round(self.seconds_disconnected, 1),
+            "commit_failures": self.commit_failures,
         }

@@ -1,21 +1,19 @@
-"""The pipeline: poll -> decode -> rules -> retry / DLQ -> offsets, on one thread.
+"""The pipeline: poll -> decode -> rules -> retry topic / DLQ -> offsets, on one thread.
 
-At-least-once. Offsets are stored with `store_offsets` (auto-commit sends them every
-few seconds) only up to the oldest order of a partition that is not done yet; an order is
-done when it was processed, or when the broker acknowledged its DLQ record. Retries wait
-in an in-memory timer heap while later orders keep flowing; after a crash the source
-offset was not committed, so the order is re-delivered and its attempts start again.
+Nothing waits in memory. A transient failure is copied to a retry topic (see
+`retry_topics`) and its source offset is then done like any other; the pipeline consumes
+the retry topics in the same group and pauses a retry partition until its head record is
+due. So a commit never waits on a retry, and a stop, a crash or a rebalance redoes only
+what was in flight since the last checkpoint (every COMMIT_EVERY seconds).
 
-DLQ acknowledgements are confirmed a batch at a time, as Kafka Streams does before it
-commits: every CONFIRM_EVERY seconds the DLQ producer is flushed, and when nothing is left
-in its queue every record written so far was acknowledged. Successful delivery reports
-are switched off (`delivery.report.only.error`), and the one callback for failures is
-the producer's: a callback per record made each `produce()` 2 us slower (4.7 against 2.7).
+How writes and offsets reach Kafka is `delivery`'s business: flushed then stored for
+auto-commit (at-least-once, the default), or in one transaction (`--exactly-once`).
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import random
 import threading
 import time
@@ -23,17 +21,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from orders_tui.domain.codec import DecodeError, decode
 from orders_tui.domain.offsets import PartitionOffsets
 from orders_tui.domain.order import Order
-from orders_tui.domain.retry import Backoff, RetryQueue
-from orders_tui.domain.rules import OK, FailureRules, Outcome
+from orders_tui.domain.retry import Backoff
+from orders_tui.domain.rules import OK, FailureRules, Outcome, Verdict
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import KafkaRefused, UserError
 from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client
-from orders_tui.kafka.dlq import ErrorType, FailureHeaders, header_text
+from orders_tui.kafka.delivery import (
+    COMMIT_EVERY,
+    AtLeastOnce,
+    Delivery,
+    ProducerFailed,
+    TransactionAborted,
+    Transactional,
+    refusal,
+    refuses_the_record,
+)
+from orders_tui.kafka.dlq import ErrorType, FailureHeaders, Headers, header_text
 from orders_tui.kafka.events import (
     EngineStatus,
     EventQueue,
@@ -43,36 +60,41 @@ from orders_tui.kafka.events import (
     RetryScheduled,
     RowBudget,
 )
-from orders_tui.kafka.producer import make_producer
+from orders_tui.kafka.membership import MemberSlot
+from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState, retry_topic_names
+from orders_tui.kafka.topics import ensure_topics
 
 CONSUME_BATCH = 1000
+SESSION_TIMEOUT_MS = 10_000
 CONSUMER_DEFAULTS: dict[str, object] = {
     "auto.offset.reset": "earliest",
-    "enable.auto.offset.store": False,  # we store an offset once its order is done
-    "enable.auto.commit": True,  # ... and auto-commit sends what was stored
-    "auto.commit.interval.ms": 1000,
     # How long librdkafka waits to fetch again when its local queue is full. Its default,
     # 1 s, starves a fast consumer (about 110k orders/s here); 0 makes the fetcher spin
     # on a core whenever the consumer is behind (1 CPU second per 200k orders, taken from
     # the broker and the pipeline on a 2-core machine).
     "fetch.queue.backoff.ms": 5,
+    # Incremental rebalances: a partition that stays put keeps being consumed.
+    "partition.assignment.strategy": "cooperative-sticky",
+    # With static membership a stopped member's partitions wait this long for it to come
+    # back before they move (the broker's minimum is 6 s; librdkafka's default 45 s).
+    "session.timeout.ms": SESSION_TIMEOUT_MS,
+    "statistics.interval.ms": 1000,  # tells when the broker is back after an outage
 }
 POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
 RETRY_ROWS_PER_SECOND = 200  # orders whose retries a front end follows, at most
-CONFIRM_EVERY = 0.1  # seconds between DLQ flushes that confirm what was dead-lettered
-DLQ_PRODUCER: dict[str, object] = {
-    # Retried until the broker takes it; the source offset stays uncommitted until then.
-    "message.timeout.ms": 0,
-    "delivery.report.only.error": True,
-    # The flush sends what is left; meanwhile bigger batches cost the broker less.
-    "linger.ms": 50,
-}
-SHUTDOWN_FLUSH_SECONDS = 1.5  # the dashboard quits within 2 s
+FOLLOWED_MAX = 10_000
+SHUTDOWN_SECONDS = 4.0  # a stop finishes within this, broker or not (`q`: see Engine)
+REPORT_EVERY = 5.0  # seconds between two reports of the same kind (outage, commit failure)
+DRAIN_CHECK_EVERY = 1.0
+# --idle-exit: how long to wait for partitions held by members that may be dead (their
+# session must expire before the partitions move) before saying what is not drained.
+DRAIN_WAIT = SESSION_TIMEOUT_MS / 1000 + 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """What happened to one order, for an outcome log (`--outcomes`)."""
+    """What happened to one order, for an outcome log (`--outcomes`). The coordinates
+    are the source record's, also for an order finished from a retry topic."""
 
     partition: int
     offset: int
@@ -83,31 +105,56 @@ class Finished:
     error_type: str = ""
 
 
-@dataclass(slots=True)
-class _Pending:
-    """An order waiting for its next attempt."""
+class _Letter(NamedTuple):
+    """A retry or DLQ record on its way: what finishing its order needs once it is
+    durable. No headers: held until the checkpoint, they cost garbage-collector time."""
 
-    msg: Message
-    order: Order
-    attempts: int
     tracker: PartitionOffsets
-    reason: str = ""
-    shown: bool = False  # its retries reach a front end (decided at its first failure)
-
-
-class _DeadLetter(NamedTuple):
-    """A DLQ record on its way: what confirming it needs to finish its order. It keeps
-    no headers: ten objects a record held until the flush cost 1 us a record in garbage
-    collection."""
-
-    msg: Message
+    offset: int  # in the topic it was consumed from
+    error_type: ErrorType | None  # None: a retry record
+    attempts: int
     order: Order | None
-    tracker: PartitionOffsets
-    error_type: ErrorType
-    attempts: int
+    key: bytes | None
+    partition: int  # the source record's coordinates
+    source_offset: int
 
 
 _new_letter = tuple.__new__
+
+
+class _Failed(NamedTuple):
+    """A record whose attempt failed, and where it came from."""
+
+    tracker: PartitionOffsets
+    offset: int  # in the topic it was consumed from
+    value: bytes | None
+    key: bytes | None
+    own_headers: Headers
+    topic: str  # the source record's coordinates
+    partition: int
+    source_offset: int
+    timestamp: int
+    first_failure_ms: int
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """What --idle-exit found: nothing left, or what is left and who holds it."""
+
+    drained: bool
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)
+    owners: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        def name(key: tuple[str, int]) -> str:
+            return f"{key[0]}[{key[1]}]"
+
+        others = ", ".join(f"{name(k)} ({v})" for k, v in sorted(self.owners.items()))
+        if self.drained:
+            return f"left to other live members: {others}" if others else ""
+        left = ", ".join(f"{name(k)} lag {n:,}" for k, n in sorted(self.lag.items()))
+        held = f"; held by {others}" if others else ""
+        return f"not drained: {left}{held}"
 
 
 @dataclass
@@ -115,11 +162,14 @@ class EngineConfig:
     group: str = DEFAULT_GROUP
     rules: FailureRules = field(default_factory=FailureRules)
     backoff: Backoff = field(default_factory=Backoff)
+    exactly_once: bool = False
+    retry_topic_prefix: str = ""  # "" means `<topic>-retry`
+    instance_id: str = ""  # "" means a slot of this host (see membership)
 
 
 class Pipeline:
-    """Owns one consumer and one DLQ producer; `run` is called on the thread that owns
-    them. Other threads may call `pause`, `resume` and `stop` and read `stats`."""
+    """Owns one consumer and one producer; `run` is called on the thread that owns them.
+    Other threads may call `pause`, `resume` and `stop` and read `stats`."""
 
     def __init__(
         self,
@@ -127,31 +177,58 @@ class Pipeline:
         config: EngineConfig | None = None,
         events: EventQueue | None = None,
         on_finished: Callable[[list[Finished]], None] | None = None,
+        on_report: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.config = config or EngineConfig()
         self.events = events
         self.on_finished = on_finished
+        self.on_report = on_report
+        self.shutdown_seconds = SHUTDOWN_SECONDS
         self.stats = PipelineStats()
+        self.drain: DrainResult | None = None
         self.paused = False
         self._want_paused = False
         self._stop = threading.Event()
-        self._trackers: dict[int, PartitionOffsets] = {}
-        self._stored: dict[int, int] = {}
-        self._retries: RetryQueue[_Pending] = RetryQueue()
+        self.retry_topics = retry_topic_names(self.retry_prefix, self.config.rules.max_retries)
+        self._trackers: dict[str, dict[int, PartitionOffsets]] = {t: {} for t in self.topics}
+        self._stored: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._waiting: dict[tuple[str, int], tuple[float, int]] = {}  # due (epoch s), head
         self._failure_headers = FailureHeaders(self.config.group, settings.topic)
         # Rows for a front end: only what it can show.
         self._rows = RowBudget()
         self._retry_rows = RowBudget(per_second=RETRY_ROWS_PER_SECOND)
-        self._letters: list[_DeadLetter] = []  # written to the DLQ, not yet confirmed
-        self._last_confirm = 0.0
+        self._followed: dict[tuple[int, int], None] = {}
+        self._letters: list[_Letter] = []  # written, not yet durable
+        self._in_commit: list[TopicPartition] = []  # offsets of the transaction committing
+        self._letters_logged = 0  # of those, already in the outcome log
+        self._last_checkpoint = 0.0
         self._finished: list[Finished] = []
         self._rng = random.Random()
         self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self._delivery: Delivery | None = None
+        self._slot: MemberSlot | None = None
         self._last_activity = time.monotonic()
         self._fatal: UserError | None = None
         self._joined = False  # holds an assignment (possibly empty) from the group
+        self._cooperative = True
+        self._down_since: float | None = None
+        self._reported_down = False
+        self._last_report: dict[str, float] = {}
+        self._idle_since: float | None = None
+        self._next_drain_check = 0.0
+        self._admin_client: AdminClient | None = None
+        self._producer_failures: list[float] = []
+
+    @property
+    def retry_prefix(self) -> str:
+        return self.config.retry_topic_prefix or f"{self.settings.topic}-retry"
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic the pipeline consumes: the source, then its retry topics."""
+        return [self.settings.topic, *self.retry_topics]
 
     # ---- requests from other threads: they only set state ----
 
@@ -171,73 +248,139 @@ class Pipeline:
     # ---- the loop ----
 
     def run(self, idle_exit: float | None = None) -> PipelineStats:
-        """Consume until `stop()`, or until nothing arrived and nothing was pending for
-        `idle_exit` seconds. Commits what is done before returning."""
-        settings = self.settings
-        self._consumer = consumer = make_client(
-            Consumer,
-            settings.client_config(
-                **{**CONSUMER_DEFAULTS, "group.id": self.config.group, "error_cb": self._on_error}
-            ),
-        )
-        self._producer = make_producer(settings, **DLQ_PRODUCER, on_delivery=self._on_dlq_failed)
-        consumer.subscribe(
-            [settings.topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+        """Consume until `stop()`, or with `idle_exit` until nothing arrived for that long
+        and the group has committed everything (`drain` says how it ended). Commits what
+        is done before returning."""
+        settings, config = self.settings, self.config
+        self._create_retry_topics()
+        self._slot = MemberSlot.take(config.group, config.instance_id or None)
+        instance = self._slot.instance_id
+        try:
+            self._delivery = self._make_delivery()
+            self._consumer = make_client(
+                Consumer,
+                settings.client_config(
+                    **{
+                        **CONSUMER_DEFAULTS,
+                        **self._delivery.consumer_settings,
+                        "group.id": config.group,
+                        "group.instance.id": instance,
+                        "error_cb": self._on_error,
+                        "stats_cb": self._on_stats,
+                        "on_commit": self._on_commit,
+                    }
+                ),
+            )
+        except BaseException:
+            self._slot.release()
+            raise
+        # Incremental (un)assignment with cooperative-sticky or KIP-848's protocol, unless
+        # -X chose an eager strategy.
+        properties = settings.properties
+        self._cooperative = properties.get("group.protocol") == "consumer" or "cooperative" in str(
+            properties.get("partition.assignment.strategy", "cooperative-sticky")
         )
         self.stats.started = time.time()
         self._last_activity = time.monotonic()
-        # Everything allocated so far (modules, clients, caches) lives as long as the
-        # process: moved out of the garbage collector's way, its full passes stop walking
-        # it again and again under load (+15-30 % orders/s in the dashboard's engine).
-        gc.freeze()
         try:
-            while not self._stop.is_set():
-                self._apply_pause()
-                timeout = POLL_TIMEOUT
-                next_due = self._retries.next_due()
-                if next_due is not None:
-                    timeout = max(0.0, min(timeout, next_due - time.monotonic()))
-                messages = consumer.consume(CONSUME_BATCH, timeout)
-                if messages:
-                    self._handle_batch(messages)
-                self._run_due_retries()
-                self._producer.poll(0)
-                if self._letters and time.monotonic() - self._last_confirm >= CONFIRM_EVERY:
-                    self._confirm_dead_letters(POLL_TIMEOUT)
-                self._store_done_offsets()
-                if idle_exit is not None and self._idle_for() >= idle_exit:
-                    break
+            self._begin()
+            if not self._stop.is_set():
+                self._consumer.subscribe(
+                    self.topics,
+                    on_assign=self._on_assign,
+                    on_revoke=self._on_revoke,
+                    on_lost=self._on_lost,
+                )
+                # Everything allocated so far (modules, clients, caches) lives as long as
+                # the process: moved out of the garbage collector's way, its full passes
+                # stop walking it again and again under load (+15-30 % orders/s).
+                gc.freeze()
+                self._loop(idle_exit)
         finally:
             self._shutdown()
         if self._fatal is not None:
             raise self._fatal
         return self.stats
 
+    def _make_delivery(self) -> Delivery:
+        if not self.config.exactly_once:
+            return AtLeastOnce(self.settings, self._on_refused)
+        transactional_id = f"orders-tui-{self.config.group}-{self._slot.instance_id}"
+        return Transactional(self.settings, transactional_id, self._on_refused)
+
+    def _create_retry_topics(self) -> None:
+        """The retry and DLQ topics, created when missing with the source's partition
+        count (a retry topic spreads like its source)."""
+        metadata = ensure_topics(self.settings, [self.settings.topic])
+        partitions = len(metadata.topics[self.settings.topic].partitions)
+        ensure_topics(self.settings, [*self.retry_topics, self.settings.dlq_topic], partitions)
+
+    def _begin(self) -> None:
+        """Initialise transactions, waiting for the broker as long as it takes."""
+        while not self._stop.is_set():
+            try:
+                self._delivery.begin(timeout=5.0)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal() or not error.retriable():
+                    raise KafkaRefused(
+                        f"cannot start a transaction ({error.str()}): the cluster must allow "
+                        "transactions (or run without --exactly-once)"
+                    ) from None
+                self._report("connection", f"waiting for Kafka to start a transaction: "
+                             f"{error.str()}", error=True)  # fmt: skip
+
+    def _loop(self, idle_exit: float | None) -> None:
+        consumer = self._consumer
+        while not self._stop.is_set():
+            if self._delivery.blocked:  # a commit must complete before anything is written
+                self._checkpoint(POLL_TIMEOUT * 5)
+                continue
+            self._apply_pause()
+            timeout = POLL_TIMEOUT
+            if self._waiting and not self.paused:
+                next_due = min(due for due, _ in self._waiting.values())
+                timeout = max(0.0, min(timeout, next_due - time.time()))
+            messages = consumer.consume(CONSUME_BATCH, timeout)
+            if messages:
+                self._handle_batch(messages)
+            self._wake_due_retries()
+            self._delivery.producer.poll(0)
+            if time.monotonic() - self._last_checkpoint >= COMMIT_EVERY:
+                self._checkpoint(POLL_TIMEOUT)
+            if idle_exit is not None and self._idle_for() >= idle_exit:
+                if self._drained_enough():
+                    break
+            else:
+                self._idle_since = None
+
     def _idle_for(self) -> float:
-        # Joining the group (after a crash it can wait out the dead member's session) is
-        # not idleness: messages may be on their way.
-        if not self._joined or self._retries or self._letters or self.paused:
+        # Joining the group (a member that died may hold partitions until its session
+        # ends) is not idleness: messages may be on their way. Nor is a retry waiting.
+        if not self._joined or self._waiting or self._letters or self.paused:
             self._last_activity = time.monotonic()
         return time.monotonic() - self._last_activity
 
     def _handle_batch(self, messages: list[Message]) -> None:
         now = time.time()
         self._failure_headers.stamp()
-        rules = self.config.rules
-        check = rules.check
-        trackers = self._trackers
+        check = self.config.rules.check
+        source = self.settings.topic
+        trackers = self._trackers[source]
         events = self.events
         stats = self.stats
         log_outcomes = self.on_finished is not None
         first_try_prices: list[float] = []
+        retried: list[Message] = []
         consumed = 0
         show_from = self._rows_from(len(messages))
         for index, msg in enumerate(messages):
             if msg.error() is not None:
                 self._on_message_error(msg.error())
+                continue
+            if msg.topic() != source:
+                retried.append(msg)
                 continue
             partition, offset = msg.partition(), msg.offset()
             tracker = trackers.get(partition)
@@ -247,230 +390,434 @@ class Pipeline:
             try:
                 order = decode(msg.value())
             except DecodeError as exc:
-                tracker.track(offset)
-                self._dead_letter(msg, None, tracker, str(exc), ErrorType.DESERIALIZATION, 1)
+                self._dead_letter(self._failed(msg, tracker), None, str(exc),
+                                  ErrorType.DESERIALIZATION, 1)  # fmt: skip
                 continue
             verdict = check(order, 1)
             if verdict is OK:
                 tracker.track_done(offset)
                 first_try_prices.append(order.price)
                 if log_outcomes:
-                    self._finish(msg, order, "processed", 1)
+                    self._finish(partition, offset, order, msg.key(), "processed", 1)
                 if index >= show_from:
                     events.put(
                         OrderSeen(partition, offset, order.orderId, order.product, order.price,
                                   "processed")
                     )  # fmt: skip
                 continue
-            tracker.track(offset)
-            if verdict.outcome is Outcome.PERMANENT:
-                self._dead_letter(msg, order, tracker, verdict.reason, ErrorType.PERMANENT, 1)
-            else:
-                self._schedule_retry(_Pending(msg, order, 1, tracker, verdict.reason))
+            self._after_failure(self._failed(msg, tracker), order, 1, verdict)
         stats.consumed += consumed
         stats.add_processed_batch(first_try_prices, now)
+        if retried:
+            self._handle_retries(retried)
         self._last_activity = time.monotonic()
+
+    def _failed(self, msg: Message, tracker: PartitionOffsets) -> _Failed:
+        return _Failed(tracker, msg.offset(), msg.value(), msg.key(), msg.headers() or [],
+                       self.settings.topic, msg.partition(), msg.offset(), msg.timestamp()[1],
+                       time.time_ns() // 1_000_000)  # fmt: skip
+
+    def _handle_retries(self, messages: list[Message]) -> None:
+        """Records of the retry topics: an attempt for each that is due; a partition whose
+        head is not due yet is paused until it is, from that record on."""
+        now_ms = time.time_ns() // 1_000_000
+        rules = self.config.rules
+        consumer = self._consumer
+        for msg in messages:
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            key = (topic, partition)
+            tracker = self._trackers.get(topic, {}).get(partition)
+            if tracker is None or key in self._waiting:
+                continue  # revoked, or behind a head that is not due (it is read again)
+            try:
+                state = RetryState.parse(msg.headers())
+            except NotARetryRecord as exc:
+                failed = self._failed(msg, tracker)._replace(topic=topic)
+                self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, 1,
+                                  topic=topic.encode())  # fmt: skip
+                continue
+            if state.due_ms > now_ms:
+                tp = TopicPartition(topic, partition, offset)
+                consumer.pause([tp])
+                consumer.seek(tp)
+                self._waiting[key] = (state.due_ms / 1000, offset)
+                continue
+            self.stats.retry_attempts += 1
+            failed = _Failed(tracker, offset, msg.value(), msg.key(), state.source_headers,
+                             state.original_topic, state.original_partition,
+                             state.original_offset, state.original_timestamp,
+                             state.first_failure_ms)  # fmt: skip
+            attempt = state.attempts + 1
+            try:
+                order = decode(msg.value())
+            except DecodeError as exc:
+                self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, attempt)
+                continue
+            verdict = rules.check(order, attempt)
+            if verdict.outcome is Outcome.OK:
+                tracker.track_done(offset)
+                self.stats.add_processed(order.price, recovered=True, now=time.time())
+                self._finish(failed.partition, failed.source_offset, order, msg.key(),
+                             "processed", attempt)  # fmt: skip
+                if self._unfollow(failed):
+                    self._show(failed, order, "processed", attempt)
+                    self.events.put(RetryFinished(failed.partition, failed.source_offset,
+                                                  order.orderId, attempt, "recovered"))  # fmt: skip
+            else:
+                self._after_failure(failed, order, attempt, verdict)
+
+    def _after_failure(self, failed: _Failed, order: Order, attempt: int,
+                       verdict: Verdict) -> None:  # fmt: skip
+        """Attempt `attempt` of `order` failed: to the next retry topic, or to the DLQ."""
+        rules = self.config.rules
+        if verdict.outcome is Outcome.TRANSIENT and attempt < rules.max_attempts:
+            self._retry(failed, order, attempt, verdict.reason)
+            return
+        if verdict.outcome is Outcome.TRANSIENT:
+            reason = f"retries exhausted after {attempt} attempts: {verdict.reason}"
+            error_type = ErrorType.RETRIES_EXHAUSTED
+        else:
+            reason, error_type = verdict.reason, ErrorType.PERMANENT
+        if self._unfollow(failed):
+            self.events.put(RetryFinished(failed.partition, failed.source_offset, order.orderId,
+                                          attempt, "exhausted"))  # fmt: skip
+        self._dead_letter(failed, order, reason, error_type, attempt,
+                          topic=None if failed.topic == self.settings.topic
+                          else failed.topic.encode())  # fmt: skip
+
+    def _retry(self, failed: _Failed, order: Order, attempts: int, reason: str) -> None:
+        delay = self.config.backoff.delay(attempts, self._rng)
+        due = time.time() + delay
+        state = RetryState(attempts, int(due * 1000), failed.first_failure_ms, reason,
+                           failed.topic, failed.partition, failed.source_offset,
+                           failed.timestamp, failed.own_headers)  # fmt: skip
+        self._write(self.retry_topics[attempts - 1], failed, state.headers(), None, order,
+                    attempts)  # fmt: skip
+        if self.events is not None and self._follow(failed):
+            self._show(failed, order, "retrying", attempts)
+            self.events.put(
+                RetryScheduled(failed.partition, failed.source_offset, order.orderId, attempts,
+                               self.config.rules.max_attempts, reason, due)
+            )  # fmt: skip
+
+    def _dead_letter(
+        self,
+        failed: _Failed,
+        order: Order | None,
+        reason: str,
+        error_type: ErrorType,
+        attempts: int,
+        topic: bytes | None = None,
+    ) -> None:
+        headers = self._failure_headers(failed.own_headers, failed.partition,
+                                        failed.source_offset, failed.timestamp, reason,
+                                        error_type, attempts, topic)  # fmt: skip
+        self._write(self.settings.dlq_topic, failed, headers, error_type, order, attempts)
+
+    def _write(
+        self,
+        topic: str,
+        failed: _Failed,
+        headers: Headers,
+        error_type: ErrorType | None,
+        order: Order | None,
+        attempts: int,
+    ) -> None:
+        tracker = failed.tracker
+        if self._delivery.exactly_once:
+            tracker.track_done(failed.offset)  # durable with the offsets, in one transaction
+        else:
+            tracker.track(failed.offset)  # done once the record is acknowledged
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path)
+        self._letters.append(_new_letter(_Letter, (tracker, failed.offset, error_type, attempts,
+                                                   order, failed.key, failed.partition,
+                                                   failed.source_offset)))  # fmt: skip
+        if self._fatal is not None:
+            return  # stopping: write nothing after a refused record
+        try:
+            self._delivery.write(topic, failed.value, failed.key, headers)
+        except KafkaRefused as exc:
+            self._refuse(exc)
+
+    # ---- rows for a front end ----
 
     def _rows_from(self, count: int) -> int:
         """Of `count` orders, the index from which a front end gets rows (the newest)."""
         return count - (self._rows.take(count) if self.events is not None else 0)
 
-    def _finish(self, msg: Message, order: Order | None, outcome: str, attempts: int,
-                error_type: str = "") -> None:  # fmt: skip
+    def _follow(self, failed: _Failed) -> bool:
+        """Whether a front end follows this order's retries (decided at its first
+        failure seen here, within RETRY_ROWS_PER_SECOND)."""
+        key = (failed.partition, failed.source_offset)
+        if key in self._followed:
+            return True
+        if self._retry_rows.take(1) != 1:
+            return False
+        if len(self._followed) >= FOLLOWED_MAX:
+            del self._followed[next(iter(self._followed))]
+        self._followed[key] = None
+        return True
+
+    def _unfollow(self, failed: _Failed) -> bool:
+        if self.events is None:
+            return False
+        return self._followed.pop((failed.partition, failed.source_offset), 0) is None
+
+    def _show(self, failed: _Failed, order: Order, outcome: str, attempt: int) -> None:
+        self.events.put(
+            OrderSeen(failed.partition, failed.source_offset, order.orderId, order.product,
+                      order.price, outcome, attempt)
+        )  # fmt: skip
+
+    def _finish(self, partition: int, offset: int, order: Order | None, key: bytes | None,
+                outcome: str, attempts: int, error_type: str = "") -> None:  # fmt: skip
         if self.on_finished is not None:  # only an outcome log needs these records
             self._finished.append(
-                Finished(
-                    msg.partition(),
-                    msg.offset(),
-                    order.orderId if order else header_text(msg.key()),
-                    outcome,
-                    attempts,
-                    order.price if order else None,
-                    error_type,
-                )
-            )
-
-    def _schedule_retry(self, pending: _Pending) -> None:
-        backoff = self.config.backoff
-        delay = backoff.delay(pending.attempts, self._rng)
-        self._retries.push(pending, time.monotonic() + delay)
-        if self.events is None:
-            return
-        if pending.attempts == 1:
-            pending.shown = self._retry_rows.take(1) == 1
-        if pending.shown:
-            msg, order = pending.msg, pending.order
-            self.events.put(
-                OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,
-                          order.price, "retrying", pending.attempts)
-            )  # fmt: skip
-            self.events.put(
-                RetryScheduled(msg.partition(), msg.offset(), order.orderId, pending.attempts,
-                               self.config.rules.max_attempts, pending.reason, time.time() + delay)
+                Finished(partition, offset, order.orderId if order else header_text(key),
+                         outcome, attempts, order.price if order else None, error_type)
             )  # fmt: skip
 
-    def _run_due_retries(self) -> None:
-        if self.paused or not self._retries:
-            return
-        rules = self.config.rules
-        now = time.time()
-        self._failure_headers.stamp()
-        for pending in self._retries.pop_due(time.monotonic()):
-            pending.attempts += 1
-            self.stats.retry_attempts += 1
-            msg, order = pending.msg, pending.order
-            verdict = rules.check(order, pending.attempts)
-            if verdict.outcome is Outcome.OK:
-                pending.tracker.done(msg.offset())
-                self.stats.add_processed(order.price, recovered=True, now=now)
-                self._finish(msg, order, "processed", pending.attempts)
-                self._retry_finished(pending, "recovered")
-                if pending.shown:
-                    self.events.put(
-                        OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,
-                                  order.price, "processed", pending.attempts)
-                    )  # fmt: skip
-            elif verdict.outcome is Outcome.TRANSIENT and pending.attempts < rules.max_attempts:
-                pending.reason = verdict.reason
-                self._schedule_retry(pending)
+    # ---- checkpoints: making writes durable and committing offsets ----
+
+    def _checkpoint(self, timeout: float) -> bool:
+        """Make what was written durable and commit (or store) the offsets of what is
+        done. The outcome log is written before the offsets that cover it. True when
+        everything so far is settled."""
+        self._last_checkpoint = time.monotonic()
+        if self._fatal is not None or self._consumer is None:
+            return False
+        delivery = self._delivery
+        if not delivery.exactly_once:
+            letters = self._letters
+            if letters:
+                if not delivery.settle([], self._consumer, timeout) or self._fatal:
+                    return False  # some still in flight: a later checkpoint confirms them
+                self._letters = []
+                for letter in letters:
+                    letter.tracker.done(letter.offset)
+                self._log_letters(letters)
+                self._write_outcomes()
+                self._count_and_show(letters)
             else:
-                error_type = (
-                    ErrorType.RETRIES_EXHAUSTED
-                    if verdict.outcome is Outcome.TRANSIENT
-                    else ErrorType.PERMANENT
-                )
-                reason = verdict.reason
-                if error_type is ErrorType.RETRIES_EXHAUSTED:
-                    reason = f"retries exhausted after {pending.attempts} attempts: {reason}"
-                self._retry_finished(pending, "exhausted")
-                self._dead_letter(msg, order, pending.tracker, reason, error_type,
-                                  pending.attempts)  # fmt: skip
-            self._last_activity = time.monotonic()
+                self._write_outcomes()
+            self._store(self._changed_offsets())
+            return True
+        letters = self._letters
+        if delivery.blocked:
+            offsets = self._in_commit  # already sent with the commit being completed
+        else:
+            offsets = self._changed_offsets()
+            if not offsets and not letters:
+                return True
+            self._in_commit = offsets
+        self._log_letters(letters[self._letters_logged :])
+        self._letters_logged = len(letters)
+        self._write_outcomes()
+        try:
+            settled = delivery.settle(offsets, self._consumer, timeout)
+        except TransactionAborted as exc:
+            self._rewind(f"the transaction was aborted ({exc})")
+            return False
+        except ProducerFailed as exc:
+            self._replace_producer(str(exc))
+            return False
+        except KafkaRefused as exc:
+            self._refuse(exc)
+            return False
+        if not settled:
+            self._commit_failed(
+                f"the transaction's commit did not complete ({delivery.last_error})"
+            )
+            return False
+        for tp in offsets:
+            self._stored[tp.topic, tp.partition] = tp.offset
+            self._committed[tp.topic, tp.partition] = tp.offset
+        self._letters, self._letters_logged = [], 0
+        self._count_and_show(letters)
+        return True
 
-    def _retry_finished(self, pending: _Pending, outcome: str) -> None:
-        if pending.shown:
-            msg = pending.msg
-            self.events.put(
-                RetryFinished(msg.partition(), msg.offset(), pending.order.orderId,
-                              pending.attempts, outcome)
-            )  # fmt: skip
+    def _log_letters(self, letters: list[_Letter]) -> None:
+        if self.on_finished is None:
+            return
+        for letter in letters:
+            if letter.error_type is not None:
+                self._finish(letter.partition, letter.source_offset, letter.order, letter.key,
+                             "dead_lettered", letter.attempts, letter.error_type.value)  # fmt: skip
 
-    def _dead_letter(
-        self,
-        msg: Message,
-        order: Order | None,
-        tracker: PartitionOffsets,
-        reason: str,
-        error_type: ErrorType,
-        attempts: int,
-    ) -> None:
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path)
-        self._letters.append(_new_letter(_DeadLetter, (msg, order, tracker, error_type, attempts)))
-        self._produce_dlq(
-            msg.value(), msg.key(), self._failure_headers(msg, reason, error_type, attempts)
-        )
-
-    def _produce_dlq(self, value: bytes | None, key: bytes | None, headers: list) -> None:
-        assert self._producer is not None
-        while True:
-            try:
-                self._producer.produce(self.settings.dlq_topic, value, key, headers=headers)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
-
-    def _on_dlq_failed(self, err: KafkaError, _: Message) -> None:
-        """A DLQ record failed for good. The producer retries without a time limit, so
-        this is a refusal (too large, not authorised) or a time limit set with -X. Stop
-        with its source offset uncommitted: after a fix, a restart re-delivers it."""
-        self._notice(f"DLQ write failed: {err.str()}", error=True)
-        self._fatal = KafkaRefused(
-            f"a DLQ record for {self.settings.dlq_topic!r} failed ({err.str()}); nothing "
-            "after it was committed: fix the DLQ topic or its access, then start again"
-        )
-        self._stop.set()
-
-    def _confirm_dead_letters(self, timeout: float) -> None:
-        """Flush the DLQ producer; when its queue is empty, every record written so far
-        was acknowledged and their source orders are done."""
-        assert self._producer is not None
-        self._last_confirm = time.monotonic()
-        if self._producer.flush(timeout) or self._fatal is not None:
-            return  # some still in flight: they are confirmed by a later flush
-        letters, self._letters = self._letters, []
-        counts: dict[ErrorType, int] = dict.fromkeys(ErrorType, 0)
-        for msg, _, tracker, error_type, _ in letters:
-            tracker.done(msg.offset())
-            counts[error_type] += 1
-        self.stats.add_dead_lettered({kind.value: n for kind, n in counts.items() if n})
-        if self.on_finished is not None:
-            for msg, order, _, error_type, attempts in letters:
-                self._finish(msg, order, "dead_lettered", attempts, error_type.value)
-        if self.events is not None:
-            for msg, order, _, _, attempts in letters[self._rows_from(len(letters)) :]:
-                self.events.put(
-                    OrderSeen(msg.partition(), msg.offset(),
-                              order.orderId if order else header_text(msg.key()),
-                              order.product if order else "", order.price if order else None,
-                              "dead_lettered", attempts)
-                )  # fmt: skip
-
-    def _store_done_offsets(self) -> None:
-        if self._finished and self.on_finished is not None:
-            # The outcome log is written before the offsets that cover it are stored.
+    def _write_outcomes(self) -> None:
+        if self._finished:
             finished, self._finished = self._finished, []
             self.on_finished(finished)
-        to_store = []
+
+    def _count_and_show(self, letters: list[_Letter]) -> None:
+        """Dead letters are counted and shown once durable."""
+        dead = [letter for letter in letters if letter.error_type is not None]
+        if not dead:
+            return
+        counts: dict[str, int] = {}
+        for letter in dead:
+            counts[letter.error_type.value] = counts.get(letter.error_type.value, 0) + 1
+        self.stats.add_dead_lettered(counts)
+        if self.events is None:
+            return
+        for letter in dead[self._rows_from(len(dead)) :]:
+            order = letter.order
+            self.events.put(
+                OrderSeen(letter.partition, letter.source_offset,
+                          order.orderId if order else header_text(letter.key),
+                          order.product if order else "", order.price if order else None,
+                          "dead_lettered", letter.attempts)
+            )  # fmt: skip
+
+    def _commit_offsets(self) -> list[TopicPartition]:
+        """For each partition held: where the group may resume. Before the oldest order
+        not done yet; at a waiting retry head; else the consumer's position (which, unlike
+        the last offset + 1, steps over a transaction's commit marker)."""
+        tps = [TopicPartition(t, p) for t, parts in self._trackers.items() for p in parts]
+        if not tps:
+            return []
+        offsets = []
+        for tp in self._consumer.position(tps):
+            key = (tp.topic, tp.partition)
+            tracker = self._trackers[tp.topic][tp.partition]
+            if key in self._waiting:
+                offset = self._waiting[key][1]
+            elif tracker.has_pending or tp.offset < 0:
+                offset = tracker.committable
+            else:
+                offset = tp.offset
+            if offset is not None and offset >= 0:
+                offsets.append(TopicPartition(tp.topic, tp.partition, offset))
+        return offsets
+
+    def _changed_offsets(self) -> list[TopicPartition]:
         stored = self._stored
-        for partition, tracker in self._trackers.items():
-            committable = tracker.committable
-            if committable is not None and stored.get(partition) != committable:
-                stored[partition] = committable
-                to_store.append(TopicPartition(self.settings.topic, partition, committable))
-        if to_store:
-            try:
-                self._consumer.store_offsets(offsets=to_store)
-            except KafkaException as exc:
-                # _STATE: the partition was revoked meanwhile; its new owner re-reads.
-                if exc.args[0].code() != KafkaError._STATE:
-                    raise
+        return [tp for tp in self._commit_offsets()
+                if stored.get((tp.topic, tp.partition)) != tp.offset]  # fmt: skip
+
+    def _store(self, offsets: list[TopicPartition]) -> None:
+        if not offsets:
+            return
+        for tp in offsets:
+            self._stored[tp.topic, tp.partition] = tp.offset
+        try:
+            self._consumer.store_offsets(offsets=offsets)
+        except KafkaException as exc:
+            # _STATE: the partition was revoked meanwhile; its new owner re-reads.
+            if exc.args[0].code() != KafkaError._STATE:
+                raise
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Auto-commit's and our own commits' results (at-least-once)."""
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            self._commit_failed(error.str())
+            return
+        for tp in partitions:
+            if tp.error is not None:
+                self._commit_failed(f"{tp.topic}[{tp.partition}]: {tp.error.str()}")
+            elif tp.offset >= 0:
+                self._committed[tp.topic, tp.partition] = tp.offset
+
+    def _commit_failed(self, why: str) -> None:
+        self.stats.commit_failures += 1
+        self._report("commit", f"commit failed: {why}; it is tried again", error=True)
+
+    def _replace_producer(self, why: str) -> None:
+        """A new transactional producer (same id: it fences the old one), then redo the
+        work since the last commit. Stops when it keeps failing."""
+        now = time.monotonic()
+        self._producer_failures = [t for t in self._producer_failures if now - t < 60] + [now]
+        if len(self._producer_failures) > 3:
+            self._refuse(KafkaRefused(f"the transactional producer keeps failing: {why}"))
+            return
+        self._report("rewind", f"the transactional producer failed ({why}); starting a new one",
+                     error=True)  # fmt: skip
+        self._delivery = self._make_delivery()
+        self._begin()
+        self._rewind("after a new producer")
+
+    def _rewind(self, why: str) -> None:
+        """After an aborted transaction: back to the committed offsets, as if the work
+        since then had not happened (it is done again; processed orders count twice)."""
+        self._report("rewind", f"{why}: consuming again from the last commit", error=True)
+        consumer = self._consumer
+        held = [TopicPartition(t, p) for t, parts in self._trackers.items() for p in parts]
+        unknown = [tp for tp in held if (tp.topic, tp.partition) not in self._committed]
+        if unknown:
+            for tp in consumer.committed(unknown, timeout=10):
+                if tp.offset >= 0:
+                    self._committed[tp.topic, tp.partition] = tp.offset
+        for tp in held:
+            key = (tp.topic, tp.partition)
+            self._trackers[tp.topic][tp.partition] = PartitionOffsets()
+            self._stored.pop(key, None)
+            if self._waiting.pop(key, None) is not None and not self.paused:
+                consumer.resume([tp])
+            consumer.seek(TopicPartition(tp.topic, tp.partition,
+                                         self._committed.get(key, OFFSET_BEGINNING)))  # fmt: skip
+        self._letters, self._letters_logged, self._finished = [], 0, []
+
+    # ---- retries waiting to be due ----
+
+    def _wake_due_retries(self) -> None:
+        if not self._waiting or self.paused:
+            return
+        now = time.time()
+        for key, (due, _) in list(self._waiting.items()):
+            if due <= now:
+                del self._waiting[key]
+                self._consumer.resume([TopicPartition(*key)])
 
     # ---- rebalance callbacks: they run inside consume(), on this thread ----
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self._trackers[tp.partition] = PartitionOffsets()
-            self._stored.pop(tp.partition, None)
-        consumer.assign(partitions)
+            self._trackers.setdefault(tp.topic, {})[tp.partition] = PartitionOffsets()
+            self._stored.pop((tp.topic, tp.partition), None)
+        if self._cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         self._joined = True
-        if self.paused:  # pause state does not survive a rebalance: apply it again
+        if self.paused and partitions:  # pause state does not survive a rebalance
             consumer.pause(partitions)
         self._last_activity = time.monotonic()
         self._status(True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Finish what can be finished, commit it, and forget the rest: the next owner
-        # re-reads from the committed offset.
-        self._confirm_dead_letters(SHUTDOWN_FLUSH_SECONDS)
-        self._store_done_offsets()
-        self._commit()
-        self._forget([tp.partition for tp in partitions])
-        consumer.unassign()
-        self._joined = False
-        self._status(True)
+        # Settle and commit what is done, then forget the rest: the next owner resumes
+        # from the committed offsets.
+        if self._checkpoint(SHUTDOWN_SECONDS / 2) and not self._delivery.exactly_once:
+            self._commit_sync()
+        self._forget(partitions)
+        self._release(consumer, partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._forget([tp.partition for tp in partitions])
-        consumer.unassign()
-        self._joined = False
+        if self._delivery.exactly_once:
+            # The transaction holds writes for partitions that are gone: abort it, and redo
+            # the partitions still held from their committed offsets.
+            self._delivery.abort(POLL_TIMEOUT * 10)
+            self._forget(partitions)
+            self._rewind("partitions were lost")
+        else:
+            self._forget(partitions)
+        self._release(consumer, partitions)
         self._status(False, "partitions lost")
 
-    def _forget(self, partitions: list[int]) -> None:
-        revoked = set(partitions)
-        for p in revoked:
-            self._trackers.pop(p, None)
-            self._stored.pop(p, None)
-        self._retries.discard(lambda pending: pending.msg.partition() in revoked)
+    def _release(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
+        self._joined = any(self._trackers.values())
+        self._status(True)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        for topic, partition in gone:
+            self._trackers.get(topic, {}).pop(partition, None)
+            self._stored.pop((topic, partition), None)
+            self._waiting.pop((topic, partition), None)
 
     # ---- helpers ----
 
@@ -482,36 +829,108 @@ class Pipeline:
         if want:
             self._consumer.pause(assignment)
         else:
-            self._consumer.resume(assignment)
+            waiting = self._waiting
+            self._consumer.resume(
+                [tp for tp in assignment if (tp.topic, tp.partition) not in waiting]
+            )
         self.paused = want
         self._status(True)
 
-    def _commit(self) -> None:
+    def _commit_sync(self) -> bool:
+        """At-least-once: commit the stored offsets now (the broker is known to answer:
+        a rebalance, or idle and healthy)."""
         try:
             results = self._consumer.commit(asynchronous=False)
         except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                self._notice(f"commit failed: {exc.args[0].str()}", error=True)
-            return
-        for tp in results or []:
-            if tp.error is not None:
-                self._notice(f"commit of partition {tp.partition} failed: {tp.error.str()}",
-                             error=True)  # fmt: skip
+            if exc.args[0].code() == KafkaError._NO_OFFSET:
+                return True
+            self._commit_failed(exc.args[0].str())
+            return False
+        self._on_commit(None, results or [])
+        return all(tp.error is None for tp in results or [])
+
+    def _commit_now(self, deadline: float) -> bool:
+        """At-least-once, while stopping (partitions paused): commit the stored offsets
+        and wait for the answer until `deadline`; a synchronous commit has no limit."""
+        before = self.stats.commit_failures
+        wanted = dict(self._stored)
+        try:
+            self._consumer.commit(asynchronous=True)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError._NO_OFFSET:
+                return True
+            self._commit_failed(exc.args[0].str())
+            return False
+        while time.monotonic() < deadline:
+            self._consumer.consume(CONSUME_BATCH, POLL_TIMEOUT)  # serves the callback
+            if self.stats.commit_failures > before:
+                return False
+            if all(self._committed.get(k, -1) >= v for k, v in wanted.items()):
+                return True
+        return False
+
+    def _on_refused(self, error: KafkaError, msg: Message) -> None:
+        """A retry or DLQ record failed for good (too large for the topic, not authorised,
+        a time limit set with -X): stop, with its source offset not committed."""
+        if not refuses_the_record(error, self._delivery.exactly_once):
+            return  # the transaction's failure is handled where it is committed
+        self._refuse(KafkaRefused(refusal(msg.topic() if msg else "?", error)))
+
+    def _refuse(self, exc: KafkaRefused) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            self._notice(str(exc), error=True)
+        self._stop.set()
 
     def _on_error(self, error: KafkaError) -> None:
-        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                self.stats.connection_losses += 1
+                self._reported_down = self._report(
+                    "connection",
+                    f"lost the connection to Kafka at {self.settings.bootstrap_servers} "
+                    f"({error.str()}); retrying",
+                    error=True,
+                )
+            self._status(False, error.str())
+        elif error.code() == KafkaError._TRANSPORT:
             self._status(False, error.str())
         elif error.fatal():
-            self._notice(f"fatal: {error.str()}", error=True)
-            self._fatal = KafkaRefused(f"Kafka error: {error.str()}")
-            self._stop.set()
+            self._refuse(KafkaRefused(f"Kafka error: {error.str()}"))
+
+    def _on_stats(self, stats_json: str) -> None:
+        if self._down_since is None:
+            return
+        brokers = json.loads(stats_json).get("brokers", {})
+        if any(b.get("nodeid", -1) >= 0 and b.get("state") == "UP" for b in brokers.values()):
+            down_for = time.monotonic() - self._down_since
+            self._down_since = None
+            self.stats.seconds_disconnected += down_for
+            if self._reported_down:  # "back" follows every "lost" that was said
+                self._reported_down = False
+                self._last_report.pop("connection", None)
+                self._report("connection", f"connection to Kafka restored after {down_for:.1f} s")
+            self._status(True)
 
     def _on_message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
             return
         if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            raise UserError(f"topic {self.settings.topic!r} does not exist")
+            raise UserError(f"a topic the pipeline reads is gone: {error.str()}")
         self._notice(f"consumer error: {error.str()}", error=True)
+
+    def _report(self, kind: str, text: str, error: bool = False) -> bool:
+        """A line for whoever watches (stderr headless, a notice in the dashboard), at
+        most one of a kind every REPORT_EVERY seconds. True when it was said."""
+        now = time.monotonic()
+        if now - self._last_report.get(kind, -REPORT_EVERY) < REPORT_EVERY:
+            return False
+        self._last_report[kind] = now
+        if self.on_report is not None:
+            self.on_report(text)
+        self._notice(text, error)
+        return True
 
     def _status(self, connected: bool, detail: str = "") -> None:
         if self.events is not None:
@@ -521,14 +940,123 @@ class Pipeline:
         if self.events is not None:
             self.events.put(Notice(text, error))
 
-    def _shutdown(self) -> None:
-        consumer, producer = self._consumer, self._producer
+    # ---- --idle-exit: drained or not ----
+
+    def _drained_enough(self) -> bool:
+        """Idle: stop once the group has committed the end of every partition; wait up
+        to DRAIN_WAIT for partitions other members hold, then say what is left."""
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now < self._next_drain_check:
+            return False
+        self._next_drain_check = now + DRAIN_CHECK_EVERY
+        if not self._checkpoint(POLL_TIMEOUT * 5):
+            return False
+        if not self._delivery.exactly_once and not self._commit_sync():
+            return False
         try:
-            if producer is not None and self._fatal is None:
-                self._confirm_dead_letters(SHUTDOWN_FLUSH_SECONDS)
-            if consumer is not None and self._trackers:
-                self._store_done_offsets()
-                self._commit()
+            lag = self._group_lag()
+        except KafkaException:
+            return False  # the broker did not answer: ask again
+        if not lag:
+            self.drain = DrainResult(True)
+            return True
+        if now - self._idle_since < DRAIN_WAIT:
+            return False
+        owners = self._owners()
+        held = {key: owners[key] for key in lag if key in owners}
+        others_hold_all = bool(held) and set(held) == set(lag)
+        self.drain = DrainResult(others_hold_all, lag, held)
+        return True
+
+    def _group_lag(self) -> dict[tuple[str, int], int]:
+        """Records not committed by the group, per partition of every topic it reads.
+        End offsets come from an admin client: on the consumer's own connection such a
+        request waits behind its fetch (0.5 s a partition)."""
+        admin = self._admin()
+        metadata = admin.list_topics(timeout=5).topics
+        tps = [
+            TopicPartition(topic, p)
+            for topic in self.topics
+            if topic in metadata and metadata[topic].error is None
+            for p in metadata[topic].partitions
+        ]
+        ends = admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in tps},
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=5,
+        )
+        lag = {}
+        for tp in self._consumer.committed(tps, timeout=5):
+            end = ends[TopicPartition(tp.topic, tp.partition)].result(timeout=5).offset
+            behind = end - tp.offset if tp.offset >= 0 else end
+            if behind > 0:
+                lag[tp.topic, tp.partition] = behind
+        return lag
+
+    def _admin(self) -> AdminClient:
+        if self._admin_client is None:
+            self._admin_client = make_client(AdminClient, self.settings.client_config())
+        return self._admin_client
+
+    def _owners(self) -> dict[tuple[str, int], str]:
+        """Which other member holds each partition, as `instance@host`."""
+        mine = self._slot.instance_id if self._slot else ""
+        group = self.config.group
+        try:
+            description = self._admin().describe_consumer_groups([group])[group].result(5)
+        except Exception:  # a description is a courtesy: without it, lag is still named
+            return {}
+        owners = {}
+        for member in description.members:
+            name = member.group_instance_id or member.member_id
+            if name == mine:
+                continue
+            for tp in member.assignment.topic_partitions:
+                owners[tp.topic, tp.partition] = f"{name}@{member.host}"
+        return owners
+
+    # ---- stopping within SHUTDOWN_SECONDS, broker or not ----
+
+    def _shutdown(self) -> None:
+        consumer = self._consumer
+        deadline = time.monotonic() + self.shutdown_seconds
+        try:
+            if consumer is not None and self._fatal is None and any(self._trackers.values()):
+                consumer.pause(consumer.assignment())  # nothing new while finishing
+                remaining = deadline - time.monotonic()
+                settled = self._checkpoint(remaining * 0.4)
+                if settled and not self._delivery.exactly_once:
+                    settled = self._commit_now(deadline - remaining * 0.3)
+                if not settled:
+                    self._report_uncommitted()
+            elif self._fatal is not None and self._delivery and self._delivery.exactly_once:
+                self._delivery.abort(POLL_TIMEOUT * 5)
         finally:
             if consumer is not None:
-                consumer.close()
+                # close() waits for the broker (45 s when it is gone): give it what is left.
+                closer = threading.Thread(target=consumer.close, daemon=True)
+                closer.start()
+                closer.join(max(0.2, deadline - time.monotonic()))
+            if self._slot is not None:
+                self._slot.release()
+
+    def _report_uncommitted(self) -> None:
+        committed = self._committed
+        behind = {}
+        for tp in self._commit_offsets():
+            key = (tp.topic, tp.partition)
+            if key not in committed:
+                behind[key] = "since this run started"
+            elif tp.offset > committed[key]:
+                behind[key] = f"{tp.offset - committed[key]:,}"
+        if not behind and not self._letters:
+            return
+        parts = ", ".join(f"{t}[{p}] {n}" for (t, p), n in sorted(behind.items()))
+        text = (
+            f"could not commit before stopping: the records after the last commit "
+            f"({parts or 'retry and DLQ writes in flight'}) will be consumed again"
+        )
+        self._last_report.pop("uncommitted", None)
+        self._report("uncommitted", text, error=True)

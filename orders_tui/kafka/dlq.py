@@ -82,20 +82,29 @@ class FailureHeaders:
         self._now = b"%d" % (time.time_ns() // 1_000_000)
 
     def __call__(
-        self, source: Message, reason: str, error_type: ErrorType, attempts: int
+        self,
+        own: Headers | None,
+        partition: int,
+        offset: int,
+        timestamp: int,
+        reason: str,
+        error_type: ErrorType,
+        attempts: int,
+        topic: bytes | None = None,
     ) -> Headers:
+        """The source record's own headers, then the failure's; `topic` when the source
+        is not the pipeline's topic (a retry record names its own)."""
         failure: Headers = [
             (ERROR_REASON, reason.encode()),
             (ERROR_TYPE, self._types[error_type]),
-            (ORIGINAL_TOPIC, self._topic),
-            (ORIGINAL_PARTITION, b"%d" % source.partition()),
-            (ORIGINAL_OFFSET, b"%d" % source.offset()),
-            (ORIGINAL_TIMESTAMP, b"%d" % source.timestamp()[1]),
+            (ORIGINAL_TOPIC, topic or self._topic),
+            (ORIGINAL_PARTITION, b"%d" % partition),
+            (ORIGINAL_OFFSET, b"%d" % offset),
+            (ORIGINAL_TIMESTAMP, b"%d" % timestamp),
             (TIMESTAMP, self._now),
             (ATTEMPTS, b"%d" % attempts),
             (CONSUMER_GROUP, self._group),
         ]
-        own = source.headers()
         return own + failure if own else failure
 
 
@@ -213,6 +222,9 @@ def dlq_reader(settings: KafkaSettings, **overrides: object) -> Consumer:
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            # Records of an aborted or still open transaction are not shown (librdkafka's
+            # default, said here because the guarantee rests on it).
+            "isolation.level": "read_committed",
             **overrides,
         }
     )

@@ -26,6 +26,8 @@ from orders_tui.kafka.producer import OrderProducer, make_producer
 from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
 
 RECONNECT_EVERY = 2.0
+# `q` closes the dashboard within 2 s: the engine process gets 1.8 s, its pipeline this.
+PIPELINE_SHUTDOWN_SECONDS = 1.5
 LAG_EVERY = 2.0
 POLL = 0.1
 DLQ_BATCH = 500
@@ -81,6 +83,7 @@ class Engine:
         self.seed = options.seed
         self.events = EventQueue()
         self.pipeline = Pipeline(settings, self.config, self.events)
+        self.pipeline.shutdown_seconds = PIPELINE_SHUTDOWN_SECONDS
         self.lag: dict[int, int] = {}
         self.connected = False
         self.streaming = False
@@ -165,7 +168,10 @@ class Engine:
         while not self._stop.is_set():
             try:
                 ensure_topics(
-                    settings, [settings.topic, settings.dlq_topic], self.partitions, timeout=3.0
+                    settings,
+                    [*self.pipeline.topics, settings.dlq_topic],
+                    self.partitions,
+                    timeout=3.0,
                 )
                 break
             except BrokerUnreachable as exc:

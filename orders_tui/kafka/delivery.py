@@ -1,0 +1,216 @@
+"""How the pipeline's writes (retry and DLQ records) and its source offsets reach Kafka.
+
+Two guarantees, one interface:
+
+- `Transactional` (exactly-once, `--exactly-once`): retry and DLQ records are written in a
+  Kafka transaction together with the consumed offsets, committed every COMMIT_EVERY
+  seconds as Kafka Streams does under exactly_once_v2. A crash aborts what was not
+  committed, so a `read_committed` reader sees each failing order's record once.
+- `AtLeastOnce` (the default): an idempotent producer, flushed every COMMIT_EVERY seconds; when its
+  queue is empty every record written so far was acknowledged, and the offsets of their
+  source orders are stored for auto-commit. A crash may write a record twice.
+
+Both producers may copy any record the consumer can fetch (`message.max.bytes`), and
+report a refused record through one producer-wide callback (a callback per record made
+each `produce()` 2 us slower).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from orders_tui.errors import KafkaRefused
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.producer import make_producer
+
+COMMIT_EVERY = 0.1  # seconds between checkpoints
+# A record as large as librdkafka's consumer accepts (receive.message.max.bytes, 100 MB)
+# can be copied: the producer's own limit (1 MB by default) would refuse it locally.
+MAX_RECORD_BYTES = 100_000_000 + 1_000_000
+WRITER_PRODUCER: dict[str, object] = {
+    "delivery.report.only.error": True,
+    # The checkpoint sends what is left; meanwhile bigger batches cost the broker less.
+    "linger.ms": 50,
+    "message.max.bytes": MAX_RECORD_BYTES,
+}
+# A crashed pipeline's open transaction holds back read_committed readers of the retry
+# and DLQ topics until it times out, or until the restarted pipeline (same transactional
+# id) aborts it at start.
+TRANSACTION_TIMEOUT_MS = 30_000
+
+
+class Delivery:
+    """What the pipeline needs from either guarantee."""
+
+    exactly_once: bool
+    consumer_settings: dict[str, object]
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    def write(self, topic: str, value: bytes | None, key: bytes | None, headers: list) -> None:
+        """Queue a record; KafkaRefused when the client refuses it locally (too large)."""
+        producer = self.producer
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                producer.poll(0.05)
+            except KafkaException as exc:
+                raise KafkaRefused(refusal(topic, exc.args[0])) from None
+
+    @property
+    def blocked(self) -> bool:
+        """Whether nothing may be written until a checkpoint completes."""
+        return False
+
+    def begin(self, timeout: float) -> None:
+        """Ready to write (transactions initialised); may raise KafkaException."""
+
+    def settle(self, offsets: list[TopicPartition], consumer: Consumer,
+               timeout: float) -> bool:  # fmt: skip
+        """Make everything written so far durable, with the source offsets where the
+        guarantee allows. True when it is; False when not yet (try again later)."""
+        raise NotImplementedError
+
+
+class AtLeastOnce(Delivery):
+    exactly_once = False
+    consumer_settings: dict[str, object] = {
+        "enable.auto.offset.store": False,  # stored once their orders are done
+        "enable.auto.commit": True,  # ... and auto-commit sends what was stored
+        "auto.commit.interval.ms": 1000,
+    }
+
+    def __init__(
+        self, settings: KafkaSettings, on_refused: Callable[[KafkaError, Message], None]
+    ) -> None:
+        super().__init__(
+            make_producer(
+                settings,
+                **WRITER_PRODUCER,
+                # Retried until the broker takes it; the source offset waits until then.
+                **{"message.timeout.ms": 0},
+                on_delivery=on_refused,
+            )
+        )
+
+    def settle(self, offsets: list[TopicPartition], consumer: Consumer,
+               timeout: float) -> bool:  # fmt: skip
+        return self.producer.flush(timeout) == 0
+
+
+class Transactional(Delivery):
+    exactly_once = True
+    consumer_settings: dict[str, object] = {
+        "enable.auto.commit": False,  # offsets go with the transaction
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+    }
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        transactional_id: str,
+        on_refused: Callable[[KafkaError, Message], None],
+    ) -> None:
+        super().__init__(
+            make_producer(
+                settings,
+                **WRITER_PRODUCER,
+                **{
+                    "transactional.id": transactional_id,
+                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                },
+                on_delivery=on_refused,
+            )
+        )
+        self._committing = False
+        self.last_error = ""
+
+    @property
+    def blocked(self) -> bool:
+        return self._committing
+
+    def begin(self, timeout: float) -> None:
+        # Aborts what a crashed predecessor with the same transactional id left open.
+        self.producer.init_transactions(timeout)
+        self.producer.begin_transaction()
+
+    def settle(self, offsets: list[TopicPartition], consumer: Consumer,
+               timeout: float) -> bool:  # fmt: skip
+        producer = self.producer
+        try:
+            if not self._committing:
+                if offsets:
+                    producer.send_offsets_to_transaction(
+                        offsets, consumer.consumer_group_metadata(), timeout
+                    )
+                self._committing = True
+            # A commit that timed out (the broker is away) must be completed by calling it
+            # again, and nothing may be written meanwhile: `blocked` says so.
+            producer.commit_transaction(timeout)
+            self._committing = False
+            producer.begin_transaction()
+            return True
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.fatal():
+                raise ProducerFailed(error.str()) from None
+            if error.txn_requires_abort():
+                self.abort(timeout)
+                raise TransactionAborted(error.str()) from None
+            self.last_error = error.str()
+            return False
+
+    def abort(self, timeout: float) -> None:
+        """Abort the open transaction and open the next one."""
+        self._committing = False
+        try:
+            self.producer.abort_transaction(timeout)
+            self.producer.begin_transaction()
+        except KafkaException:
+            pass  # the broker aborts it at its timeout; a fatal state shows at the next write
+
+
+class TransactionAborted(Exception):
+    """The open transaction was aborted: the pipeline rewinds to its committed offsets."""
+
+
+class ProducerFailed(Exception):
+    """The transactional producer is in a fatal state (fenced, say, after a broker restart
+    lost a commit's answer): the pipeline starts a new one and rewinds."""
+
+
+# Delivery errors that say nothing about the record itself: an aborted or failed
+# transaction purges or fails what it held, and the pipeline redoes that work.
+TRANSACTION_STATE_ERRORS = frozenset(
+    {
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._FENCED,
+        KafkaError._STATE,
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_TXN_STATE,
+    }
+)
+
+
+def refuses_the_record(error: KafkaError, exactly_once: bool) -> bool:
+    """Whether a failed delivery means the cluster will not take this record."""
+    return not (exactly_once and error.code() in TRANSACTION_STATE_ERRORS)
+
+
+def refusal(topic: str, error: KafkaError) -> str:
+    """The one line for a record the cluster or the client will not take."""
+    return (
+        f"a record for {topic!r} was refused ({error.str()}); nothing after its source "
+        "order was committed: fix the topic or its access (a topic's max.message.bytes, "
+        "an ACL), then start again"
+    )
