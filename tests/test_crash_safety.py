@@ -164,19 +164,29 @@ def test_a_restart_after_kill_9_processes_its_first_order_within_5_seconds(
 
 
 def test_two_pipelines_started_at_once_both_work(settings, group, tmp_path):
-    """Each takes its own static member id, so neither fences the other."""
-    orders = produce(settings, 3_000, seed=35)
+    """Each takes its own static member id, so neither fences the other: both keep their
+    partitions and consume orders produced once they have joined."""
     logs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
-    procs = [
-        subprocess.Popen(consume_cli(settings, group, "--outcomes", str(log), "--idle-exit", "3"),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for log in logs
-    ]  # fmt: skip
-    for proc in procs:
-        assert proc.wait(60) == 0, proc.stderr.read()
-    per_log = [{r["order_id"] for r in whole_records(log)} for log in logs]
-    assert all(per_log), "one of the two did nothing"
-    assert per_log[0] | per_log[1] == {o.orderId for o in orders}
+    procs = [start_consumer(settings, group, log) for log in logs]
+    try:
+        time.sleep(4)  # both join (a fenced member would exit with an error)
+        orders = produce(settings, 3_000, seed=35)
+        everything = {o.orderId for o in orders}
+
+        def union() -> set[str]:
+            return {r["order_id"] for log in logs for r in whole_records(log)}
+
+        wait_for(lambda: union() >= everything, 60)
+        for proc in procs:
+            assert proc.poll() is None, proc.stderr.read()
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert proc.wait(10) == 0, proc.stderr.read()
+        assert all(whole_records(log) for log in logs), "one of the two did nothing"
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_an_order_too_big_for_a_default_producer_reaches_the_dlq_byte_for_byte(settings, group):
