@@ -317,8 +317,8 @@ def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
     config = _engine_config(args)
     outcome_log = _open_outcome_log(args.outcomes)
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
     pipeline = Pipeline(settings, config, on_finished=outcome_log, on_report=_say)
-    ensure_topics(settings, [*pipeline.topics, settings.dlq_topic], args.partitions)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: pipeline.stop())
     stats = pipeline.run(idle_exit=args.idle_exit)

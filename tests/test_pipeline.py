@@ -337,3 +337,12 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path):
         if proc is not None and proc.poll() is None:
             proc.kill()
         kafka_local("stop")
+
+
+def test_retry_topics_are_created_with_the_source_topics_partition_count(bootstrap, group):
+    settings = KafkaSettings(bootstrap, f"orders-five-{group}", f"orders-dlq-five-{group}")
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], partitions=5)
+    run_pipeline(settings, group, idle_exit=0.5)
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+    retry = [f"{settings.topic}-retry-{n}" for n in (1, 2, 3)]
+    assert [len(topics[t].partitions) for t in retry] == [5, 5, 5]

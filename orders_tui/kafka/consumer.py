@@ -62,7 +62,7 @@ from orders_tui.kafka.events import (
 )
 from orders_tui.kafka.membership import MemberSlot
 from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState, retry_topic_names
-from orders_tui.kafka.topics import ensure_topics
+from orders_tui.kafka.topics import cluster_metadata, ensure_topics
 
 CONSUME_BATCH = 1000
 SESSION_TIMEOUT_MS = 10_000
@@ -309,11 +309,13 @@ class Pipeline:
         return Transactional(self.settings, transactional_id, self._on_refused)
 
     def _create_retry_topics(self) -> None:
-        """The retry and DLQ topics, created when missing with the source's partition
-        count (a retry topic spreads like its source)."""
-        metadata = ensure_topics(self.settings, [self.settings.topic])
-        partitions = len(metadata.topics[self.settings.topic].partitions)
-        ensure_topics(self.settings, [*self.retry_topics, self.settings.dlq_topic], partitions)
+        """The retry topics, created when missing with the source's partition count (a
+        retry topic spreads like its source). The source and DLQ topics are the front
+        end's to create."""
+        source = cluster_metadata(self.settings).topics.get(self.settings.topic)
+        if source is None:
+            raise UserError(f"topic {self.settings.topic!r} does not exist")
+        ensure_topics(self.settings, self.retry_topics, len(source.partitions))
 
     def _begin(self) -> None:
         """Initialise transactions, waiting for the broker as long as it takes."""
@@ -433,8 +435,7 @@ class Pipeline:
                 state = RetryState.parse(msg.headers())
             except NotARetryRecord as exc:
                 failed = self._failed(msg, tracker)._replace(topic=topic)
-                self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, 1,
-                                  topic=topic.encode())  # fmt: skip
+                self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, 1)
                 continue
             if state.due_ms > now_ms:
                 tp = TopicPartition(topic, partition, offset)
@@ -481,9 +482,7 @@ class Pipeline:
         if self._unfollow(failed):
             self.events.put(RetryFinished(failed.partition, failed.source_offset, order.orderId,
                                           attempt, "exhausted"))  # fmt: skip
-        self._dead_letter(failed, order, reason, error_type, attempt,
-                          topic=None if failed.topic == self.settings.topic
-                          else failed.topic.encode())  # fmt: skip
+        self._dead_letter(failed, order, reason, error_type, attempt)
 
     def _retry(self, failed: _Failed, order: Order, attempts: int, reason: str) -> None:
         delay = self.config.backoff.delay(attempts, self._rng)
@@ -500,15 +499,11 @@ class Pipeline:
                                self.config.rules.max_attempts, reason, due)
             )  # fmt: skip
 
-    def _dead_letter(
-        self,
-        failed: _Failed,
-        order: Order | None,
-        reason: str,
-        error_type: ErrorType,
-        attempts: int,
-        topic: bytes | None = None,
-    ) -> None:
+    def _dead_letter(self, failed: _Failed, order: Order | None, reason: str,
+                     error_type: ErrorType, attempts: int) -> None:  # fmt: skip
+        # The pipeline's own topic is encoded once in FailureHeaders; any other (a record
+        # not written as a retry, found on a retry topic) is named by itself.
+        topic = None if failed.topic == self.settings.topic else failed.topic.encode()
         headers = self._failure_headers(failed.own_headers, failed.partition,
                                         failed.source_offset, failed.timestamp, reason,
                                         error_type, attempts, topic)  # fmt: skip
@@ -596,10 +591,8 @@ class Pipeline:
                 for letter in letters:
                     letter.tracker.done(letter.offset)
                 self._log_letters(letters)
-                self._write_outcomes()
                 self._count_and_show(letters)
-            else:
-                self._write_outcomes()
+            self._write_outcomes()
             self._store(self._changed_offsets())
             return True
         letters = self._letters

@@ -168,10 +168,7 @@ class Engine:
         while not self._stop.is_set():
             try:
                 ensure_topics(
-                    settings,
-                    [*self.pipeline.topics, settings.dlq_topic],
-                    self.partitions,
-                    timeout=3.0,
+                    settings, [settings.topic, settings.dlq_topic], self.partitions, timeout=3.0
                 )
                 break
             except BrokerUnreachable as exc:
