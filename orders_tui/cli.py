@@ -339,8 +339,12 @@ NOT_DRAINED = 3  # --idle-exit found partitions left to consume
 
 
 def _say(line: str) -> None:
-    """One line on stderr, for what a person running headless should know."""
-    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+    """One line on stderr, for what a person running headless should know. It may quote
+    what others chose (a member id, a broker's message): control characters are shown,
+    never sent to the terminal."""
+    from orders_tui.ui.text import visible
+
+    print(f"{PROG}: {visible(line)}", file=sys.stderr, flush=True)
 
 
 def _open_outcome_log(path: str | None) -> Callable[[list], None] | None:

@@ -67,3 +67,12 @@ def test_dashboard_refuses_a_bad_property_before_the_screen_opens():
     assert result.stderr.strip().splitlines() == [
         'orders-tui: bad librdkafka property: No such configuration property: "no.such.property"'
     ]
+
+
+def test_headless_report_lines_show_control_characters_instead_of_sending_them(capsys):
+    from orders_tui.cli import _say
+
+    _say("not drained: orders[0] lag 5; held by evil\x1b]0;pwned\x07@host")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert err == "orders-tui: not drained: orders[0] lag 5; held by evil\\x1b]0;pwned\\x07@host\n"

@@ -346,3 +346,19 @@ def test_retry_topics_are_created_with_the_source_topics_partition_count(bootstr
     topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
     retry = [f"{settings.topic}-retry-{n}" for n in (1, 2, 3)]
     assert [len(topics[t].partitions) for t in retry] == [5, 5, 5]
+
+
+def test_a_record_on_a_retry_topic_not_written_as_a_retry_goes_to_the_dlq_as_it_is(settings, group):
+    ensure_topics(settings, [f"{settings.topic}-retry-1"])
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer.produce(f"{settings.topic}-retry-1", b"\x00not a retry", b"stray", partition=0,
+                     headers=[("source", b"someone else")])  # fmt: skip
+    assert producer.flush(10) == 0
+    run_pipeline(settings, group, idle_exit=0.5)
+    (record,) = read_all(settings.bootstrap_servers, settings.dlq_topic)
+    entry = DlqEntry.from_message(record)
+    assert (entry.key, entry.value) == (b"stray", b"\x00not a retry")
+    assert entry.headers[0] == ("source", b"someone else")
+    assert entry.error_type == "deserialization"
+    assert "retry headers" in entry.reason
+    assert entry.original == (f"{settings.topic}-retry-1", 0, 0)
