@@ -13,6 +13,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -261,3 +262,44 @@ def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
         if proc is not None and proc.poll() is None:
             proc.kill()
         subprocess.run([broker[0], "stop", *broker[1:]], capture_output=True, timeout=60)
+
+
+def test_a_rebalance_under_load_redoes_little_and_duplicates_no_dlq_record(
+    settings, group, tmp_path
+):
+    """Two pipelines share 50,000 orders as they arrive; a third joins, then the first
+    leaves. Partitions move (incrementally) without finished work being done again."""
+    logs = [tmp_path / f"{name}.jsonl" for name in "abc"]
+    a, b = (start_consumer(settings, group, log) for log in logs[:2])
+    procs = [a, b]
+    orders: list[Order] = []
+    try:
+        time.sleep(3)  # both joined
+        producer = OrderProducer(settings, seed=37, on_order=orders.append)
+        producing = threading.Thread(target=producer.produce, args=(50_000,),
+                                     kwargs={"rate": 10_000})  # fmt: skip
+        producing.start()
+        time.sleep(1.5)
+        procs.append(start_consumer(settings, group, logs[2]))
+        time.sleep(1.5)
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(10) == 0, a.stderr.read()
+        producing.join()
+        everything = {o.orderId for o in orders}
+        assert len(everything) == 50_000
+
+        def finished() -> Counter[str]:
+            return Counter(r["order_id"] for log in logs for r in whole_records(log))
+
+        # a's partitions move once its session (10 s) ends
+        wait_for(lambda: set(finished()) >= everything, 90)
+        per_order = finished()
+        redone = sum(n - 1 for n in per_order.values())
+        assert redone <= 0.05 * len(everything), redone
+        dlq = dlq_keys(settings)
+        assert set(dlq) == {o.orderId for o in orders if dead_lettered(o)}
+        assert max(dlq.values()) == 1
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
