@@ -9,8 +9,8 @@ above 1000.0, so a third go to the DLQ), then measures over the same backlog:
   target: it shows what the DLQ writes alone cost the raw client on this machine;
 - pipeline: `Pipeline.run`, the engine behind `orders-tui consume --headless`: decode,
   rules, retries through the retry topics (backoff 0 here, so retry work is counted and
-  waiting is not), retry and DLQ writes acknowledged then offsets stored (the default),
-  or committed in transactions with the offsets (`--exactly-once`).
+  waiting is not), retry and DLQ writes committed in transactions with the offsets (the
+  default), or acknowledged then offsets stored (`--at-least-once`).
 
 Each is timed from its first message to its last order done, so joining the group is not
 counted. Target: pipeline >= 0.6 of bare. The pipeline also runs with rules that fail
@@ -94,7 +94,7 @@ def bare_loop(bootstrap: str, topic: str, count: int, dlq_topic: str | None = No
 
 
 def pipeline_run(
-    settings: KafkaSettings, count: int, rules: FailureRules, exactly_once: bool = False
+    settings: KafkaSettings, count: int, rules: FailureRules, exactly_once: bool = True
 ) -> float:
     """The pipeline on this thread, as `consume --headless` runs it; a watcher thread
     takes the times. It looks every 10 ms: waking up more often costs the pipeline GIL
@@ -144,8 +144,8 @@ def main() -> None:
         "orders-tui pipeline, default rules": lambda: pipeline_run(
             settings, args.count, FailureRules()
         ),
-        "orders-tui pipeline, default rules, --exactly-once": lambda: pipeline_run(
-            settings, args.count, FailureRules(), exactly_once=True
+        "orders-tui pipeline, default rules, --at-least-once": lambda: pipeline_run(
+            settings, args.count, FailureRules(), exactly_once=False
         ),
         # Every order through a retry topic once: half recover, half are dead-lettered.
         "orders-tui pipeline, every order retried": lambda: pipeline_run(

@@ -92,16 +92,14 @@ def test_three_kill_9s_lose_nothing_and_the_dlq_holds_each_failure_once(settings
     orders = produce(settings, 20_000, seed=31)
     outcomes = tmp_path / "outcomes.jsonl"
     for _ in range(3):
-        command = consume_cli(settings, group, "--exactly-once", "--outcomes", str(outcomes))
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+        proc = start_consumer(settings, group, outcomes)
         wait_for(lambda: len(whole_records(outcomes)) > 0, 30, proc)
         time.sleep(4)
         assert proc.poll() is None, proc.stderr.read()  # alive when killed
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
     final = subprocess.run(
-        consume_cli(settings, group, "--exactly-once", "--outcomes", str(outcomes),
+        consume_cli(settings, group, "--outcomes", str(outcomes),
                     "--idle-exit", "2", "--json"),
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -6,8 +6,9 @@ the retry topics in the same group and pauses a retry partition until its head r
 due. So a commit never waits on a retry, and a stop, a crash or a rebalance redoes only
 what was in flight since the last checkpoint (every COMMIT_EVERY seconds).
 
-How writes and offsets reach Kafka is `delivery`'s business: flushed then stored for
-auto-commit (at-least-once, the default), or in one transaction (`--exactly-once`).
+How writes and offsets reach Kafka is `delivery`'s business: in one transaction with the
+offsets (exactly-once, the default), or flushed then stored for auto-commit
+(`--at-least-once`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ CONSUMER_DEFAULTS: dict[str, object] = {
 POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
 RETRY_ROWS_PER_SECOND = 200  # orders whose retries a front end follows, at most
 FOLLOWED_MAX = 10_000
+# A transactional call that has not returned after this long is given up on (see delivery).
+STUCK_AFTER = 5.0
 SHUTDOWN_SECONDS = 4.0  # a stop finishes within this, broker or not (`q`: see Engine)
 REPORT_EVERY = 5.0  # seconds between two reports of the same kind (outage, commit failure)
 DRAIN_CHECK_EVERY = 1.0
@@ -162,7 +165,7 @@ class EngineConfig:
     group: str = DEFAULT_GROUP
     rules: FailureRules = field(default_factory=FailureRules)
     backoff: Backoff = field(default_factory=Backoff)
-    exactly_once: bool = False
+    exactly_once: bool = True
     retry_topic_prefix: str = ""  # "" means `<topic>-retry`
     instance_id: str = ""  # "" means a slot of this host (see membership)
 
@@ -328,7 +331,7 @@ class Pipeline:
                 if error.fatal() or not error.retriable():
                     raise KafkaRefused(
                         f"cannot start a transaction ({error.str()}): the cluster must allow "
-                        "transactions (or run without --exactly-once)"
+                        "transactions (or run with --at-least-once)"
                     ) from None
                 self._report("connection", f"waiting for Kafka to start a transaction: "
                              f"{error.str()}", error=True)  # fmt: skip
@@ -574,18 +577,21 @@ class Pipeline:
 
     # ---- checkpoints: making writes durable and committing offsets ----
 
-    def _checkpoint(self, timeout: float) -> bool:
+    def _checkpoint(self, timeout: float, give_up: float = STUCK_AFTER) -> bool:
         """Make what was written durable and commit (or store) the offsets of what is
         done. The outcome log is written before the offsets that cover it. True when
-        everything so far is settled."""
+        everything so far is settled. `give_up` bounds a transactional call that ignores
+        its timeout."""
         self._last_checkpoint = time.monotonic()
         if self._fatal is not None or self._consumer is None:
             return False
         delivery = self._delivery
+        if delivery.exactly_once and self._down_since is not None:
+            return False  # a coordinator request now could block for good (see delivery)
         if not delivery.exactly_once:
             letters = self._letters
             if letters:
-                if not delivery.settle([], self._consumer, timeout) or self._fatal:
+                if not delivery.settle([], self._consumer, timeout, give_up) or self._fatal:
                     return False  # some still in flight: a later checkpoint confirms them
                 self._letters = []
                 for letter in letters:
@@ -607,7 +613,7 @@ class Pipeline:
         self._letters_logged = len(letters)
         self._write_outcomes()
         try:
-            settled = delivery.settle(offsets, self._consumer, timeout)
+            settled = delivery.settle(offsets, self._consumer, timeout, give_up)
         except TransactionAborted as exc:
             self._rewind(f"the transaction was aborted ({exc})")
             return False
@@ -719,8 +725,9 @@ class Pipeline:
         """A new transactional producer (same id: it fences the old one), then redo the
         work since the last commit. Stops when it keeps failing."""
         now = time.monotonic()
-        self._producer_failures = [t for t in self._producer_failures if now - t < 60] + [now]
-        if len(self._producer_failures) > 3:
+        recent = [t for t in self._producer_failures if now - t < 300]
+        self._producer_failures = [*recent, now]
+        if len(self._producer_failures) > 5:
             self._refuse(KafkaRefused(f"the transactional producer keeps failing: {why}"))
             return
         self._report("rewind", f"the transactional producer failed ({why}); starting a new one",
@@ -780,7 +787,8 @@ class Pipeline:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Settle and commit what is done, then forget the rest: the next owner resumes
         # from the committed offsets.
-        if self._checkpoint(SHUTDOWN_SECONDS / 2) and not self._delivery.exactly_once:
+        revoke_budget = SHUTDOWN_SECONDS / 2
+        if self._checkpoint(revoke_budget, revoke_budget) and not self._delivery.exactly_once:
             self._commit_sync()
         self._forget(partitions)
         self._release(consumer, partitions)
@@ -896,7 +904,9 @@ class Pipeline:
         if self._down_since is None:
             return
         brokers = json.loads(stats_json).get("brokers", {})
-        if any(b.get("nodeid", -1) >= 0 and b.get("state") == "UP" for b in brokers.values()):
+        # Any real connection up: a bootstrap broker (node -1) may be the first, and the
+        # learned ones can stay away until the next metadata refresh.
+        if any(b.get("source") != "logical" and b.get("state") == "UP" for b in brokers.values()):
             down_for = time.monotonic() - self._down_since
             self._down_since = None
             self.stats.seconds_disconnected += down_for
@@ -1019,7 +1029,7 @@ class Pipeline:
             if consumer is not None and self._fatal is None and any(self._trackers.values()):
                 consumer.pause(consumer.assignment())  # nothing new while finishing
                 remaining = deadline - time.monotonic()
-                settled = self._checkpoint(remaining * 0.4)
+                settled = self._checkpoint(remaining * 0.4, remaining * 0.5)
                 if settled and not self._delivery.exactly_once:
                     settled = self._commit_now(deadline - remaining * 0.3)
                 if not settled:

@@ -2,13 +2,14 @@
 
 Two guarantees, one interface:
 
-- `Transactional` (exactly-once, `--exactly-once`): retry and DLQ records are written in a
+- `Transactional` (exactly-once, the default): retry and DLQ records are written in a
   Kafka transaction together with the consumed offsets, committed every COMMIT_EVERY
   seconds as Kafka Streams does under exactly_once_v2. A crash aborts what was not
   committed, so a `read_committed` reader sees each failing order's record once.
-- `AtLeastOnce` (the default): an idempotent producer, flushed every COMMIT_EVERY seconds; when its
-  queue is empty every record written so far was acknowledged, and the offsets of their
-  source orders are stored for auto-commit. A crash may write a record twice.
+- `AtLeastOnce` (`--at-least-once`): an idempotent producer, flushed every COMMIT_EVERY
+  seconds; when its queue is empty every record written so far was acknowledged, and the
+  offsets of their source orders are stored for auto-commit. A crash may write a record
+  twice.
 
 Both producers may copy any record the consumer can fetch (`message.max.bytes`), and
 report a refused record through one producer-wide callback (a callback per record made
@@ -17,6 +18,7 @@ each `produce()` 2 us slower).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -70,10 +72,11 @@ class Delivery:
     def begin(self, timeout: float) -> None:
         """Ready to write (transactions initialised); may raise KafkaException."""
 
-    def settle(self, offsets: list[TopicPartition], consumer: Consumer,
-               timeout: float) -> bool:  # fmt: skip
+    def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
+               give_up: float) -> bool:  # fmt: skip
         """Make everything written so far durable, with the source offsets where the
-        guarantee allows. True when it is; False when not yet (try again later)."""
+        guarantee allows. True when it is; False when not yet (try again later).
+        `timeout` is the client's; `give_up` bounds a call that ignores it."""
         raise NotImplementedError
 
 
@@ -98,8 +101,8 @@ class AtLeastOnce(Delivery):
             )
         )
 
-    def settle(self, offsets: list[TopicPartition], consumer: Consumer,
-               timeout: float) -> bool:  # fmt: skip
+    def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
+               give_up: float) -> bool:  # fmt: skip
         return self.producer.flush(timeout) == 0
 
 
@@ -140,19 +143,19 @@ class Transactional(Delivery):
         self.producer.init_transactions(timeout)
         self.producer.begin_transaction()
 
-    def settle(self, offsets: list[TopicPartition], consumer: Consumer,
-               timeout: float) -> bool:  # fmt: skip
+    def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
+               give_up: float) -> bool:  # fmt: skip
         producer = self.producer
         try:
             if not self._committing:
                 if offsets:
-                    producer.send_offsets_to_transaction(
-                        offsets, consumer.consumer_group_metadata(), timeout
-                    )
+                    metadata = consumer.consumer_group_metadata()
+                    _bounded(give_up, producer.send_offsets_to_transaction, offsets,
+                             metadata, timeout)  # fmt: skip
                 self._committing = True
             # A commit that timed out (the broker is away) must be completed by calling it
             # again, and nothing may be written meanwhile: `blocked` says so.
-            producer.commit_transaction(timeout)
+            _bounded(give_up, producer.commit_transaction, timeout)
             self._committing = False
             producer.begin_transaction()
             return True
@@ -174,6 +177,30 @@ class Transactional(Delivery):
             self.producer.begin_transaction()
         except KafkaException:
             pass  # the broker aborts it at its timeout; a fatal state shows at the next write
+
+
+def _bounded(give_up: float, call: Callable[..., None], *args: object) -> None:
+    """Run a transactional call on a thread of its own, and give up on it after `give_up`
+    seconds. librdkafka's send_offsets_to_transaction can ignore its timeout and block
+    for good when the group coordinator went away (librdkafka issues 5456 and 5511; seen
+    here after a broker restart). Given up on, the producer is replaced (ProducerFailed):
+    the new one, with the same transactional id, fences the old."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call(*args)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name="orders-tui-txn-call", daemon=True)
+    worker.start()
+    worker.join(give_up)
+    if not outcome:
+        raise ProducerFailed(f"{call.__name__} did not return within {give_up:.1f} s")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 class TransactionAborted(Exception):
