@@ -301,3 +301,31 @@ def test_a_rebalance_under_load_redoes_little_and_duplicates_no_dlq_record(
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_idle_exit_waits_for_partitions_a_dead_member_held_then_drains_them(
+    settings, group, tmp_path
+):
+    """The issue's case: a member that stopped answering (SIGSTOP) holds every partition
+    until its session ends. A run with --idle-exit 1 must not call that drained: it waits,
+    takes the partitions over, and exits 0 only once it has done every order."""
+    holder = subprocess.Popen(consume_cli(settings, group),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        time.sleep(3)  # the holder has every partition
+        holder.send_signal(signal.SIGSTOP)
+        orders = produce(settings, 300, seed=38)
+        outcomes = tmp_path / "outcomes.jsonl"
+        run = subprocess.run(
+            consume_cli(settings, group, "--idle-exit", "1", "--json", "--outcomes",
+                        str(outcomes)),
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["drained"] is True
+        done = {r["order_id"] for r in whole_records(outcomes)}
+        assert done == {o.orderId for o in orders}
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.kill()
+        holder.wait()

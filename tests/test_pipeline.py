@@ -327,6 +327,9 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+        said = proc.stderr.read().decode()
+        assert "lost the connection to Kafka" in said
+        assert "connection to Kafka restored after" in said
         dead = {r["order_id"] for r in records if r["outcome"] == "dead_lettered"}
         rules = FailureRules()
         assert dead == {
