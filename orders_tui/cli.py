@@ -241,7 +241,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--at-least-once",
         action="store_true",
-        help="write retry and DLQ records without transactions: faster by 7-8 %%, but a "
+        help="write retry and DLQ records without transactions: faster by 4-8 %%, but a "
         "crash may write one twice (default: exactly-once, in transactions with the offsets)",
     )
     group.add_argument(
