@@ -242,7 +242,7 @@ def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
         produce(settings, 2_000, seed=36)
         outcomes = tmp_path / "outcomes.jsonl"
         proc = subprocess.Popen(
-            consume_cli(settings, "gone-group", "--outcomes", str(outcomes)),
+            consume_cli(settings, "gone-group", "--outcomes", str(outcomes), "--json"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         wait_for(lambda: len(whole_records(outcomes)) >= 1_000, 60, proc)
@@ -255,7 +255,9 @@ def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
         assert proc.returncode == 0, err
         assert "Traceback" not in err
         assert "lost the connection to Kafka" in err
-        assert "consumed" in out
+        summary = json.loads(out)
+        assert summary["connection_losses"] == 1
+        assert summary["consumed"] == 2_000
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

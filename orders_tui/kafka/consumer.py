@@ -193,6 +193,9 @@ class Pipeline:
         self.paused = False
         self._want_paused = False
         self._stop = threading.Event()
+        # Cuts short a transactional call that hangs; cleared for the last checkpoint,
+        # which has its own bound.
+        self._interrupt = threading.Event()
         self.retry_topics = retry_topic_names(self.retry_prefix, self.config.rules.max_retries)
         self._trackers: dict[str, dict[int, PartitionOffsets]] = {t: {} for t in self.topics}
         self._stored: dict[tuple[str, int], int] = {}
@@ -237,6 +240,7 @@ class Pipeline:
 
     def stop(self) -> None:
         self._stop.set()
+        self._interrupt.set()
 
     def pause(self) -> None:
         self._want_paused = True
@@ -309,7 +313,7 @@ class Pipeline:
         if not self.config.exactly_once:
             return AtLeastOnce(self.settings, self._on_refused)
         transactional_id = f"orders-tui-{self.config.group}-{self._slot.instance_id}"
-        return Transactional(self.settings, transactional_id, self._on_refused)
+        return Transactional(self.settings, transactional_id, self._on_refused, self._interrupt)
 
     def _create_retry_topics(self) -> None:
         """The retry topics, created when missing with the source's partition count (a
@@ -618,7 +622,8 @@ class Pipeline:
             self._rewind(f"the transaction was aborted ({exc})")
             return False
         except ProducerFailed as exc:
-            self._replace_producer(str(exc))
+            if not self._stop.is_set():  # stopping: what is not committed comes again
+                self._replace_producer(str(exc))
             return False
         except KafkaRefused as exc:
             self._refuse(exc)
@@ -734,7 +739,8 @@ class Pipeline:
                      error=True)  # fmt: skip
         self._delivery = self._make_delivery()
         self._begin()
-        self._rewind("after a new producer")
+        if not self._stop.is_set():
+            self._rewind("after a new producer")
 
     def _rewind(self, why: str) -> None:
         """After an aborted transaction: back to the committed offsets, as if the work
@@ -743,10 +749,17 @@ class Pipeline:
         consumer = self._consumer
         held = [TopicPartition(t, p) for t, parts in self._trackers.items() for p in parts]
         unknown = [tp for tp in held if (tp.topic, tp.partition) not in self._committed]
-        if unknown:
-            for tp in consumer.committed(unknown, timeout=10):
+        while unknown and not self._stop.is_set():
+            try:
+                found = consumer.committed(unknown, timeout=POLL_TIMEOUT * 10)
+            except KafkaException:
+                continue  # the coordinator does not answer yet
+            for tp in found:
                 if tp.offset >= 0:
                     self._committed[tp.topic, tp.partition] = tp.offset
+            unknown = []
+        if unknown:
+            return  # stopping: the next run resumes from the group's commit
         for tp in held:
             key = (tp.topic, tp.partition)
             self._trackers[tp.topic][tp.partition] = PartitionOffsets()
@@ -1025,6 +1038,7 @@ class Pipeline:
     def _shutdown(self) -> None:
         consumer = self._consumer
         deadline = time.monotonic() + self.shutdown_seconds
+        self._interrupt.clear()
         try:
             if consumer is not None and self._fatal is None and any(self._trackers.values()):
                 consumer.pause(consumer.assignment())  # nothing new while finishing

@@ -19,6 +19,7 @@ each `produce()` 2 us slower).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -119,6 +120,7 @@ class Transactional(Delivery):
         settings: KafkaSettings,
         transactional_id: str,
         on_refused: Callable[[KafkaError, Message], None],
+        interrupt: threading.Event,
     ) -> None:
         super().__init__(
             make_producer(
@@ -133,6 +135,7 @@ class Transactional(Delivery):
         )
         self._committing = False
         self.last_error = ""
+        self._interrupt = interrupt  # set: stop waiting for a stuck call at once
 
     @property
     def blocked(self) -> bool:
@@ -150,12 +153,12 @@ class Transactional(Delivery):
             if not self._committing:
                 if offsets:
                     metadata = consumer.consumer_group_metadata()
-                    _bounded(give_up, producer.send_offsets_to_transaction, offsets,
-                             metadata, timeout)  # fmt: skip
+                    _bounded(give_up, self._interrupt, producer.send_offsets_to_transaction,
+                             offsets, metadata, timeout)  # fmt: skip
                 self._committing = True
             # A commit that timed out (the broker is away) must be completed by calling it
             # again, and nothing may be written meanwhile: `blocked` says so.
-            _bounded(give_up, producer.commit_transaction, timeout)
+            _bounded(give_up, self._interrupt, producer.commit_transaction, timeout)
             self._committing = False
             producer.begin_transaction()
             return True
@@ -179,12 +182,15 @@ class Transactional(Delivery):
             pass  # the broker aborts it at its timeout; a fatal state shows at the next write
 
 
-def _bounded(give_up: float, call: Callable[..., None], *args: object) -> None:
+def _bounded(
+    give_up: float, interrupt: threading.Event, call: Callable[..., None], *args: object
+) -> None:
     """Run a transactional call on a thread of its own, and give up on it after `give_up`
-    seconds. librdkafka's send_offsets_to_transaction can ignore its timeout and block
-    for good when the group coordinator went away (librdkafka issues 5456 and 5511; seen
-    here after a broker restart). Given up on, the producer is replaced (ProducerFailed):
-    the new one, with the same transactional id, fences the old."""
+    seconds, or as soon as `interrupt` is set (a stop must not wait for it).
+    librdkafka's send_offsets_to_transaction can ignore its timeout and block for good
+    when the group coordinator went away (librdkafka issues 5456 and 5511; seen here after
+    a broker restart). Given up on, the producer is replaced (ProducerFailed): the new
+    one, with the same transactional id, fences the old."""
     outcome: list[BaseException | None] = []
 
     def run() -> None:
@@ -196,7 +202,9 @@ def _bounded(give_up: float, call: Callable[..., None], *args: object) -> None:
 
     worker = threading.Thread(target=run, name="orders-tui-txn-call", daemon=True)
     worker.start()
-    worker.join(give_up)
+    deadline = time.monotonic() + give_up
+    while not outcome and time.monotonic() < deadline and not interrupt.is_set():
+        worker.join(0.05)
     if not outcome:
         raise ProducerFailed(f"{call.__name__} did not return within {give_up:.1f} s")
     if outcome[0] is not None:
