@@ -300,13 +300,14 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
         ensure_topics(settings, [settings.topic, settings.dlq_topic])
         orders = produce_orders(settings, 2_000, seed=21)
         outcomes = tmp_path / "outcomes.jsonl"
+        stderr_path = tmp_path / "stderr.txt"
         # Retries 1 s apart: some come due, and some exhaust into the DLQ, while the
         # broker is down.
         proc = subprocess.Popen(
             [*_consume_cli(settings, "restart-group", "--outcomes", str(outcomes)),
              "--retry-backoff", "1", *(["--at-least-once"] if guarantee == "at-least-once"
                                        else [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=stderr_path.open("w"),
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while _lines(outcomes) < 1_500:
@@ -323,11 +324,14 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
             records = _records(outcomes)
             if {r["order_id"] for r in records} >= everything:
                 break
-            assert time.monotonic() < deadline and proc.poll() is None, "orders missing"
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                f"{len(everything - {r['order_id'] for r in records})} orders missing; "
+                f"stderr: {stderr_path.read_text()}"
+            )
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-        said = proc.stderr.read().decode()
+        said = stderr_path.read_text()
         assert "lost the connection to Kafka" in said
         assert "connection to Kafka restored after" in said
         dead = {r["order_id"] for r in records if r["outcome"] == "dead_lettered"}
