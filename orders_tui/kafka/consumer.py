@@ -170,6 +170,11 @@ class EngineConfig:
     instance_id: str = ""  # "" means a slot of this host (see membership)
 
 
+def _fenced_instance(error: KafkaError) -> bool:
+    """A fatal consumer error saying another member took our group.instance.id."""
+    return error.code() == KafkaError.FENCED_INSTANCE_ID
+
+
 class Pipeline:
     """Owns one consumer and one producer; `run` is called on the thread that owns them.
     Other threads may call `pause`, `resume` and `stop` and read `stats`."""
@@ -226,6 +231,9 @@ class Pipeline:
         self._next_drain_check = 0.0
         self._admin_client: AdminClient | None = None
         self._producer_failures: list[float] = []
+        self._consumer_fencings: list[float] = []
+        self._fenced = ""  # set by the error callback: the consumer must be replaced
+        self._producer_broken = ""  # set mid-batch: the producer must be replaced
 
     @property
     def retry_prefix(self) -> str:
@@ -261,23 +269,9 @@ class Pipeline:
         settings, config = self.settings, self.config
         self._create_retry_topics()
         self._slot = MemberSlot.take(config.group, config.instance_id or None)
-        instance = self._slot.instance_id
         try:
             self._delivery = self._make_delivery()
-            self._consumer = make_client(
-                Consumer,
-                settings.client_config(
-                    **{
-                        **CONSUMER_DEFAULTS,
-                        **self._delivery.consumer_settings,
-                        "group.id": config.group,
-                        "group.instance.id": instance,
-                        "error_cb": self._on_error,
-                        "stats_cb": self._on_stats,
-                        "on_commit": self._on_commit,
-                    }
-                ),
-            )
+            self._consumer = self._make_consumer()
         except BaseException:
             self._slot.release()
             raise
@@ -292,12 +286,7 @@ class Pipeline:
         try:
             self._begin()
             if not self._stop.is_set():
-                self._consumer.subscribe(
-                    self.topics,
-                    on_assign=self._on_assign,
-                    on_revoke=self._on_revoke,
-                    on_lost=self._on_lost,
-                )
+                self._subscribe()
                 # Everything allocated so far (modules, clients, caches) lives as long as
                 # the process: moved out of the garbage collector's way, its full passes
                 # stop walking it again and again under load (+15-30 % orders/s).
@@ -308,6 +297,30 @@ class Pipeline:
         if self._fatal is not None:
             raise self._fatal
         return self.stats
+
+    def _make_consumer(self) -> Consumer:
+        return make_client(
+            Consumer,
+            self.settings.client_config(
+                **{
+                    **CONSUMER_DEFAULTS,
+                    **self._delivery.consumer_settings,
+                    "group.id": self.config.group,
+                    "group.instance.id": self._slot.instance_id,
+                    "error_cb": self._on_error,
+                    "stats_cb": self._on_stats,
+                    "on_commit": self._on_commit,
+                }
+            ),
+        )
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
+            self.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
 
     def _make_delivery(self) -> Delivery:
         if not self.config.exactly_once:
@@ -352,10 +365,20 @@ class Pipeline:
                 next_due = min(due for due, _ in self._waiting.values())
                 timeout = max(0.0, min(timeout, next_due - time.time()))
             messages = consumer.consume(CONSUME_BATCH, timeout)
+            if self._fenced:
+                self._replace_consumer()
+                consumer = self._consumer
+                continue
             if messages:
                 self._handle_batch(messages)
             self._wake_due_retries()
-            self._delivery.producer.poll(0)
+            try:
+                self._delivery.poll(0)
+            except ProducerFailed as exc:
+                self._producer_broken = self._producer_broken or str(exc)
+            if self._producer_broken:
+                self._replace_broken_producer()
+                continue
             if time.monotonic() - self._last_checkpoint >= COMMIT_EVERY:
                 self._checkpoint(POLL_TIMEOUT)
             if idle_exit is not None and self._idle_for() >= idle_exit:
@@ -534,12 +557,14 @@ class Pipeline:
         self._letters.append(_new_letter(_Letter, (tracker, failed.offset, error_type, attempts,
                                                    order, failed.key, failed.partition,
                                                    failed.source_offset)))  # fmt: skip
-        if self._fatal is not None:
-            return  # stopping: write nothing after a refused record
+        if self._fatal is not None or self._producer_broken:
+            return  # stopping, or redone once the producer is replaced
         try:
             self._delivery.write(topic, failed.value, failed.key, headers)
         except KafkaRefused as exc:
             self._refuse(exc)
+        except ProducerFailed as exc:
+            self._producer_broken = str(exc)  # replaced by the loop, after this batch
 
     # ---- rows for a front end ----
 
@@ -587,7 +612,7 @@ class Pipeline:
         everything so far is settled. `give_up` bounds a transactional call that ignores
         its timeout."""
         self._last_checkpoint = time.monotonic()
-        if self._fatal is not None or self._consumer is None:
+        if self._fatal is not None or self._consumer is None or self._producer_broken:
             return False
         delivery = self._delivery
         if delivery.exactly_once and self._down_since is not None:
@@ -726,6 +751,43 @@ class Pipeline:
         self.stats.commit_failures += 1
         self._report("commit", f"commit failed: {why}; it is tried again", error=True)
 
+    def _replace_consumer(self) -> None:
+        """Our static member was fenced by a member with the same instance id. This
+        pipeline holds the id's lock, so that member was our own earlier incarnation:
+        seen after a broker restart, when a rejoin raced a commit. A new consumer with
+        the same id takes the partitions back; what was not committed is done again."""
+        why, self._fenced = self._fenced, ""
+        now = time.monotonic()
+        recent = [t for t in self._consumer_fencings if now - t < 300]
+        self._consumer_fencings = [*recent, now]
+        if len(self._consumer_fencings) > 3:
+            instance = self._slot.instance_id
+            self._refuse(KafkaRefused(f"another consumer keeps using group.instance.id "
+                                      f"{instance!r} ({why}): give each pipeline its own "
+                                      "--instance-id"))  # fmt: skip
+            return
+        self._report("rewind", f"the consumer was fenced ({why}); joining again", error=True)
+        old = self._consumer
+        threading.Thread(target=old.close, daemon=True).start()  # may wait for the broker
+        if self._delivery.exactly_once:
+            self._delivery.abort(POLL_TIMEOUT * 10)
+        self._trackers = {t: {} for t in self.topics}
+        self._stored, self._waiting = {}, {}
+        self._letters, self._letters_logged, self._finished = [], 0, []
+        self._joined = False
+        self.paused = False  # the new consumer starts unpaused; _apply_pause re-applies
+        self._consumer = self._make_consumer()
+        self._subscribe()
+
+    def _replace_broken_producer(self) -> None:
+        why, self._producer_broken = self._producer_broken, ""
+        if self._stop.is_set():
+            return  # stopping: what is not committed comes again
+        if not self._delivery.exactly_once:
+            self._refuse(KafkaRefused(f"the producer failed for good: {why}"))
+            return
+        self._replace_producer(why)
+
     def _replace_producer(self, why: str) -> None:
         """A new transactional producer (same id: it fences the old one), then redo the
         work since the last commit. Stops when it keeps failing."""
@@ -733,7 +795,11 @@ class Pipeline:
         recent = [t for t in self._producer_failures if now - t < 300]
         self._producer_failures = [*recent, now]
         if len(self._producer_failures) > 5:
-            self._refuse(KafkaRefused(f"the transactional producer keeps failing: {why}"))
+            self._refuse(KafkaRefused(
+                f"the transactional producer keeps failing ({why}); if it was fenced, "
+                f"another pipeline uses instance id {self._slot.instance_id!r}: give each "
+                "its own --instance-id"
+            ))  # fmt: skip
             return
         self._report("rewind", f"the transactional producer failed ({why}); starting a new one",
                      error=True)  # fmt: skip
@@ -910,6 +976,8 @@ class Pipeline:
             self._status(False, error.str())
         elif error.code() == KafkaError._TRANSPORT:
             self._status(False, error.str())
+        elif error.fatal() and _fenced_instance(error):
+            self._fenced = error.str()  # replaced by the loop, outside this callback
         elif error.fatal():
             self._refuse(KafkaRefused(f"Kafka error: {error.str()}"))
 

@@ -54,16 +54,28 @@ class Delivery:
         self.producer = producer
 
     def write(self, topic: str, value: bytes | None, key: bytes | None, headers: list) -> None:
-        """Queue a record; KafkaRefused when the client refuses it locally (too large)."""
+        """Queue a record; KafkaRefused when the client refuses it locally (too large),
+        ProducerFailed when the producer itself is broken (fenced, say)."""
         producer = self.producer
         while True:
             try:
                 producer.produce(topic, value, key, headers=headers)
                 return
             except BufferError:
-                producer.poll(0.05)
+                self.poll(0.05)
             except KafkaException as exc:
-                raise KafkaRefused(refusal(topic, exc.args[0])) from None
+                error = exc.args[0]
+                if error.fatal() or not refuses_the_record(error, self.exactly_once):
+                    raise ProducerFailed(error.str()) from None
+                raise KafkaRefused(refusal(topic, error)) from None
+
+    def poll(self, timeout: float) -> None:
+        """Serve delivery callbacks; ProducerFailed when the producer is broken for good
+        (librdkafka raises a producer's fatal error from poll)."""
+        try:
+            self.producer.poll(timeout)
+        except KafkaException as exc:
+            raise ProducerFailed(exc.args[0].str()) from None
 
     @property
     def blocked(self) -> bool:
