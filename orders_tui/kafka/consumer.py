@@ -740,10 +740,14 @@ class Pipeline:
         """Auto-commit's and our own commits' results (at-least-once)."""
         if error is not None and error.code() != KafkaError._NO_OFFSET:
             self._commit_failed(error.str())
+            if _fenced_instance(error):
+                self._fenced = error.str()  # no fatal error follows: the consumer just stops
             return
         for tp in partitions:
             if tp.error is not None:
                 self._commit_failed(f"{tp.topic}[{tp.partition}]: {tp.error.str()}")
+                if _fenced_instance(tp.error):
+                    self._fenced = tp.error.str()
             elif tp.offset >= 0:
                 self._committed[tp.topic, tp.partition] = tp.offset
 
@@ -769,8 +773,8 @@ class Pipeline:
         self._report("rewind", f"the consumer was fenced ({why}); joining again", error=True)
         old = self._consumer
         threading.Thread(target=old.close, daemon=True).start()  # may wait for the broker
-        if self._delivery.exactly_once:
-            self._delivery.abort(POLL_TIMEOUT * 10)
+        if self._delivery.exactly_once and not self._delivery.abort(POLL_TIMEOUT * 10):
+            self._producer_broken = "the consumer was fenced and the abort failed"
         self._trackers = {t: {} for t in self.topics}
         self._stored, self._waiting = {}, {}
         self._letters, self._letters_logged, self._finished = [], 0, []
@@ -809,31 +813,32 @@ class Pipeline:
             self._rewind("after a new producer")
 
     def _rewind(self, why: str) -> None:
-        """After an aborted transaction: back to the committed offsets, as if the work
-        since then had not happened (it is done again; processed orders count twice)."""
+        """After an aborted transaction or a new producer: back to the group's committed
+        offsets, as if the work since then had not happened (it is done again; processed
+        orders count twice). They are asked of the broker, not remembered: a commit whose
+        answer was lost (the broker restarted) may have happened, and the new producer's
+        start completed it."""
         self._report("rewind", f"{why}: consuming again from the last commit", error=True)
         consumer = self._consumer
         held = [TopicPartition(t, p) for t, parts in self._trackers.items() for p in parts]
-        unknown = [tp for tp in held if (tp.topic, tp.partition) not in self._committed]
-        while unknown and not self._stop.is_set():
+        committed: list[TopicPartition] | None = None
+        while held and committed is None:
+            if self._stop.is_set():
+                return  # the next run resumes from the group's commit
             try:
-                found = consumer.committed(unknown, timeout=POLL_TIMEOUT * 10)
+                committed = consumer.committed(held, timeout=POLL_TIMEOUT * 10)
             except KafkaException:
                 continue  # the coordinator does not answer yet
-            for tp in found:
-                if tp.offset >= 0:
-                    self._committed[tp.topic, tp.partition] = tp.offset
-            unknown = []
-        if unknown:
-            return  # stopping: the next run resumes from the group's commit
-        for tp in held:
+        for tp in committed or []:
             key = (tp.topic, tp.partition)
             self._trackers[tp.topic][tp.partition] = PartitionOffsets()
             self._stored.pop(key, None)
+            if tp.offset >= 0:
+                self._committed[key] = tp.offset
             if self._waiting.pop(key, None) is not None and not self.paused:
                 consumer.resume([tp])
-            consumer.seek(TopicPartition(tp.topic, tp.partition,
-                                         self._committed.get(key, OFFSET_BEGINNING)))  # fmt: skip
+            start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            consumer.seek(TopicPartition(tp.topic, tp.partition, start))
         self._letters, self._letters_logged, self._finished = [], 0, []
 
     # ---- retries waiting to be due ----
@@ -876,9 +881,11 @@ class Pipeline:
         if self._delivery.exactly_once:
             # The transaction holds writes for partitions that are gone: abort it, and redo
             # the partitions still held from their committed offsets.
-            self._delivery.abort(POLL_TIMEOUT * 10)
             self._forget(partitions)
-            self._rewind("partitions were lost")
+            if self._delivery.abort(POLL_TIMEOUT * 10):
+                self._rewind("partitions were lost")
+            else:  # replaced by the loop, which rewinds then
+                self._producer_broken = "partitions were lost and the abort failed"
         else:
             self._forget(partitions)
         self._release(consumer, partitions)
@@ -924,7 +931,7 @@ class Pipeline:
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError._NO_OFFSET:
                 return True
-            self._commit_failed(exc.args[0].str())
+            self._on_commit(exc.args[0], [])  # counted, reported, a fencing noticed
             return False
         self._on_commit(None, results or [])
         return all(tp.error is None for tp in results or [])
@@ -939,7 +946,7 @@ class Pipeline:
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError._NO_OFFSET:
                 return True
-            self._commit_failed(exc.args[0].str())
+            self._on_commit(exc.args[0], [])  # counted, reported, a fencing noticed
             return False
         while time.monotonic() < deadline:
             self._consumer.consume(CONSUME_BATCH, POLL_TIMEOUT)  # serves the callback

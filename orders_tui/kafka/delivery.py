@@ -179,19 +179,24 @@ class Transactional(Delivery):
             if error.fatal():
                 raise ProducerFailed(error.str()) from None
             if error.txn_requires_abort():
-                self.abort(timeout)
+                if not self.abort(timeout):
+                    raise ProducerFailed(f"{error.str()}; the abort failed too") from None
                 raise TransactionAborted(error.str()) from None
             self.last_error = error.str()
             return False
 
-    def abort(self, timeout: float) -> None:
-        """Abort the open transaction and open the next one."""
+    def abort(self, timeout: float) -> bool:
+        """Abort the open transaction and open the next one. False when that failed (the
+        broker is away): the transaction may still be open, and writes made after a
+        rewind must not join it, so the caller replaces the producer (whose start aborts
+        it for good)."""
         self._committing = False
         try:
             self.producer.abort_transaction(timeout)
             self.producer.begin_transaction()
         except KafkaException:
-            pass  # the broker aborts it at its timeout; a fatal state shows at the next write
+            return False
+        return True
 
 
 def _bounded(
