@@ -13,6 +13,7 @@ offsets (exactly-once, the default), or flushed then stored for auto-commit
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import random
@@ -324,9 +325,10 @@ class Pipeline:
 
     def _make_delivery(self) -> Delivery:
         if not self.config.exactly_once:
-            return AtLeastOnce(self.settings, self._on_refused)
+            return AtLeastOnce(self.settings, self._on_refused, self._on_producer_error)
         transactional_id = f"orders-tui-{self.config.group}-{self._slot.instance_id}"
-        return Transactional(self.settings, transactional_id, self._on_refused, self._interrupt)
+        return Transactional(self.settings, transactional_id, self._on_refused,
+                             self._on_producer_error, self._interrupt)  # fmt: skip
 
     def _create_retry_topics(self) -> None:
         """The retry topics, created when missing with the source's partition count (a
@@ -341,7 +343,7 @@ class Pipeline:
         """Initialise transactions, waiting for the broker as long as it takes."""
         while not self._stop.is_set():
             try:
-                self._delivery.begin(timeout=5.0)
+                self._delivery.begin(timeout=2.0)
                 return
             except KafkaException as exc:
                 error = exc.args[0]
@@ -350,8 +352,10 @@ class Pipeline:
                         f"cannot start a transaction ({error.str()}): the cluster must allow "
                         "transactions (or run with --at-least-once)"
                     ) from None
-                self._report("connection", f"waiting for Kafka to start a transaction: "
+                self._report("begin", f"waiting for Kafka to start a transaction: "
                              f"{error.str()}", error=True)  # fmt: skip
+                with contextlib.suppress(ProducerFailed):  # fatal: the next begin says so
+                    self._delivery.poll(0)  # its error callback tells of an outage
 
     def _loop(self, idle_exit: float | None) -> None:
         consumer = self._consumer
@@ -987,6 +991,12 @@ class Pipeline:
             self._fenced = error.str()  # replaced by the loop, outside this callback
         elif error.fatal():
             self._refuse(KafkaRefused(f"Kafka error: {error.str()}"))
+
+    def _on_producer_error(self, error: KafkaError) -> None:
+        """The producer's view of the connection (its own failures surface where it is
+        called): heard while the consumer is not polled, a commit hanging, say."""
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self._on_error(error)
 
     def _on_stats(self, stats_json: str) -> None:
         if self._down_since is None:

@@ -18,6 +18,7 @@ each `produce()` 2 us slower).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -102,7 +103,10 @@ class AtLeastOnce(Delivery):
     }
 
     def __init__(
-        self, settings: KafkaSettings, on_refused: Callable[[KafkaError, Message], None]
+        self,
+        settings: KafkaSettings,
+        on_refused: Callable[[KafkaError, Message], None],
+        on_error: Callable[[KafkaError], None],
     ) -> None:
         super().__init__(
             make_producer(
@@ -111,6 +115,7 @@ class AtLeastOnce(Delivery):
                 # Retried until the broker takes it; the source offset waits until then.
                 **{"message.timeout.ms": 0},
                 on_delivery=on_refused,
+                error_cb=on_error,
             )
         )
 
@@ -132,6 +137,7 @@ class Transactional(Delivery):
         settings: KafkaSettings,
         transactional_id: str,
         on_refused: Callable[[KafkaError, Message], None],
+        on_error: Callable[[KafkaError], None],
         interrupt: threading.Event,
     ) -> None:
         super().__init__(
@@ -143,6 +149,7 @@ class Transactional(Delivery):
                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                 },
                 on_delivery=on_refused,
+                error_cb=on_error,
             )
         )
         self._committing = False
@@ -165,12 +172,13 @@ class Transactional(Delivery):
             if not self._committing:
                 if offsets:
                     metadata = consumer.consumer_group_metadata()
-                    _bounded(give_up, self._interrupt, producer.send_offsets_to_transaction,
-                             offsets, metadata, timeout)  # fmt: skip
+                    _bounded(give_up, self._interrupt, producer,
+                             producer.send_offsets_to_transaction, offsets, metadata,
+                             timeout)  # fmt: skip
                 self._committing = True
             # A commit that timed out (the broker is away) must be completed by calling it
             # again, and nothing may be written meanwhile: `blocked` says so.
-            _bounded(give_up, self._interrupt, producer.commit_transaction, timeout)
+            _bounded(give_up, self._interrupt, producer, producer.commit_transaction, timeout)
             self._committing = False
             producer.begin_transaction()
             return True
@@ -200,14 +208,19 @@ class Transactional(Delivery):
 
 
 def _bounded(
-    give_up: float, interrupt: threading.Event, call: Callable[..., None], *args: object
+    give_up: float,
+    interrupt: threading.Event,
+    producer: Producer,
+    call: Callable[..., None],
+    *args: object,
 ) -> None:
     """Run a transactional call on a thread of its own, and give up on it after `give_up`
     seconds, or as soon as `interrupt` is set (a stop must not wait for it).
     librdkafka's send_offsets_to_transaction can ignore its timeout and block for good
     when the group coordinator went away (librdkafka issues 5456 and 5511; seen here after
     a broker restart). Given up on, the producer is replaced (ProducerFailed): the new
-    one, with the same transactional id, fences the old."""
+    one, with the same transactional id, fences the old. Meanwhile the producer's
+    callbacks are served, so an outage is still reported."""
     outcome: list[BaseException | None] = []
 
     def run() -> None:
@@ -222,6 +235,8 @@ def _bounded(
     deadline = time.monotonic() + give_up
     while not outcome and time.monotonic() < deadline and not interrupt.is_set():
         worker.join(0.05)
+        with contextlib.suppress(KafkaException):  # a fatal state: the call fails with it
+            producer.poll(0)
     if not outcome:
         raise ProducerFailed(f"{call.__name__} did not return within {give_up:.1f} s")
     if outcome[0] is not None:
