@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -30,19 +31,25 @@ PROG = "orders-tui"
 
 
 def _number(
-    convert: type[int] | type[float], minimum: float, above: bool = False
+    convert: type[int] | type[float], minimum: float = -math.inf, above: bool = False
 ) -> Callable[[str], int | float]:
-    """An argparse type: a number (whole with int) of at least, or above, `minimum`."""
+    """An argparse type: a finite number (whole with int) of at least, or above,
+    `minimum`. NaN and infinity are refused: either would switch a rule or a limit off
+    (`--permanent-above nan` lets every price through)."""
     kind = "a whole number" if convert is int else "a number"
-    bound = f"above {minimum:g}" if above else f"{minimum:g} or more"
+    bound = (
+        f" above {minimum:g}" if above else (f" {minimum:g} or more" if minimum > -math.inf else "")
+    )
 
     def parse(text: str) -> int | float:
         try:
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if not (value > minimum if above else value >= minimum):  # NaN fails both
-            raise argparse.ArgumentTypeError(f"expected {kind} {bound}, got {text}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if not (value > minimum if above else value >= minimum):
+            raise argparse.ArgumentTypeError(f"expected {kind}{bound}, got {text}")
         return value
 
     return parse
@@ -51,6 +58,7 @@ def _number(
 _count = _number(int, 0)
 _seconds = _number(float, 0)
 _per_second = _number(float, 0, above=True)
+_price = _number(float)
 
 
 def _add_partitions_flag(parser: argparse._ActionsContainer) -> None:
@@ -213,21 +221,21 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--transient-min",
-        type=float,
+        type=_price,
         default=rules.transient_min,
         metavar="PRICE",
         help="transient band, lower bound (default %(default)s)",
     )
     group.add_argument(
         "--transient-max",
-        type=float,
+        type=_price,
         default=rules.transient_max,
         metavar="PRICE",
         help="transient band, upper bound (default %(default)s)",
     )
     group.add_argument(
         "--permanent-above",
-        type=float,
+        type=_price,
         default=rules.permanent_above,
         metavar="PRICE",
         help="prices above this fail for good (default %(default)s)",
@@ -518,6 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
         librdkafka_log.propagate = True
     run = args.run
+    settings: KafkaSettings | None = None
     try:
         settings = KafkaSettings.from_flags(
             args.bootstrap_servers,
@@ -528,7 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return run(args, settings)
     except UserError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        message = settings.redact(str(exc)) if settings else str(exc)
+        print(f"{PROG}: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -37,7 +37,7 @@ def test_unreachable_broker_gives_one_line_within_15_seconds():
     [
         (["-X", "no.such.property=1"], 'No such configuration property: "no.such.property"'),
         (["-X", "socket.timeout.ms=soon"], "socket.timeout.ms"),
-        (["-X", "novalue"], "-X novalue: expected key=value"),
+        (["-X", "novalue"], "-X expects key=value, got 'novalue'"),
         (["-F", "/nonexistent/client.props"], "-F /nonexistent/client.props: no such file"),
         (["-n", "lots"], "argument -n/--count: expected a whole number, got 'lots'"),
         (["--rate", "0"], "argument --rate: expected a number above 0"),
@@ -61,6 +61,46 @@ def test_bad_properties_file_line_is_named(tmp_path):
     assert f"-F {props}, line 3: expected key=value" in result.stderr
 
 
+SECRET = "alice-secret-9f2c"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"sasl.password: {SECRET}",
+        f"sasl.oauthbearer.client.secret {SECRET}",
+        f"SSL.KEY.PASSWORD:{SECRET}",
+        f"sasl.oauthbearer.token {SECRET}",
+    ],
+)
+def test_a_malformed_credential_line_is_named_without_its_value(tmp_path, capsys, line):
+    from orders_tui.cli import main
+
+    props = tmp_path / "client.properties"
+    props.write_text(f"security.protocol=SASL_SSL\n{line}\n")
+    assert main(["produce", "-b", "127.0.0.1:1", "-F", str(props)]) == 2
+    assert main(["produce", "-b", "127.0.0.1:1", "-X", line]) == 2
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    name = line.split(":")[0].split(" ")[0]
+    assert f"line 2: expected key=value, got {name!r} and a value not shown" in err
+    assert f"-X expects key=value, got {name!r} and a value not shown" in err
+
+
+def test_a_credential_is_never_echoed_in_an_error_about_another_property(capsys):
+    from orders_tui.cli import main
+
+    code = main(
+        ["produce", "-b", "127.0.0.1:1", "-X", "security.protocol=SASL_PLAINTEXT",
+         "-X", f"sasl.password={SECRET}",
+         "-X", f"sasl.mechanism={SECRET}"]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Unsupported SASL mechanism: ***" in err  # the same text, as a secret, is hidden
+    assert SECRET not in err
+
+
 def test_dashboard_refuses_a_bad_property_before_the_screen_opens():
     result = run_cli("-b", "127.0.0.1:1", "-X", "no.such.property=1")
     assert result.returncode == 2
@@ -76,3 +116,34 @@ def test_headless_report_lines_show_control_characters_instead_of_sending_them(c
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert err == "orders-tui: not drained: orders[0] lag 5; held by evil\\x1b]0;pwned\\x07@host\n"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--transient-min", "nan"],
+        ["--permanent-above", "nan"],
+        ["--permanent-above=inf"],
+        ["--transient-max=-inf"],
+        ["--retry-backoff", "inf"],
+        ["--retry-backoff-max", "infinity"],
+        ["--idle-exit", "inf"],
+        ["--idle-exit", "NaN"],
+    ],
+)
+def test_non_finite_numbers_are_refused_before_anything_runs(flags, capsys):
+    from orders_tui.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["consume", "--headless", "-b", "127.0.0.1:1", *flags])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {flags[0].split('=')[0]}: expected a finite number" in last
+
+
+def test_non_finite_rate_is_refused(capsys):
+    from orders_tui.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["produce", "-b", "127.0.0.1:1", "--rate", "inf"])
+    assert "argument --rate: expected a finite number, got 'inf'" in capsys.readouterr().err

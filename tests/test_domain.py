@@ -62,6 +62,28 @@ def test_bad_rules_are_refused():
         FailureRules(transient_min=60, transient_max=50)
 
 
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"transient_min": math.nan},
+        {"transient_max": math.nan},
+        {"permanent_above": math.nan},
+        {"permanent_above": math.inf},
+        {"transient_min": -math.inf},
+    ],
+)
+def test_rules_refuse_non_finite_thresholds(rules):
+    # NaN compares false both ways: `price > nan` would let a 1,499.00 order through.
+    with pytest.raises(ValueError, match="finite"):
+        FailureRules(**rules)
+
+
+@pytest.mark.parametrize("backoff", [{"base": math.inf}, {"cap": math.inf}, {"base": math.nan}])
+def test_backoff_refuses_non_finite_delays(backoff):
+    with pytest.raises(ValueError, match="finite"):
+        Backoff(**backoff)
+
+
 def test_backoff_grows_exponentially_is_capped_and_jittered():
     backoff = Backoff(base=0.5, cap=3.0, jitter=0.5)
     assert [backoff.ceiling(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]

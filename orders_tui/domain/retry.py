@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ class Backoff:
     jitter: float = 0.5
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(x) for x in (self.base, self.multiplier, self.cap)):
+            raise ValueError("backoff delays must be finite numbers: an infinite one never retries")
         if self.base < 0 or self.cap < 0:
             raise ValueError("backoff delays cannot be negative")
         if not 0.0 <= self.jitter <= 1.0:

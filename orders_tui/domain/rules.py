@@ -43,6 +43,9 @@ class FailureRules:
     max_retries: int = 3
 
     def __post_init__(self) -> None:
+        thresholds = (self.transient_min, self.transient_max, self.permanent_above)
+        if not all(math.isfinite(t) for t in thresholds):
+            raise ValueError("price thresholds must be finite numbers: NaN would switch a rule off")
         if self.max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
         if self.transient_min > self.transient_max:

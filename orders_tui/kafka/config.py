@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,26 @@ librdkafka_log.addHandler(logging.NullHandler())
 librdkafka_log.propagate = False
 
 
+# A property whose name says one of these holds a credential (sasl.password,
+# ssl.key.pem, sasl.oauthbearer.client.secret, ...): its value is never printed.
+SENSITIVE_WORDS = ("password", "secret", "key", "token")
+_PROPERTY_NAME = re.compile(r"[\w.-]*")
+
+
+def is_sensitive(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SENSITIVE_WORDS)
+
+
+def shown_line(line: str) -> str:
+    """A malformed property line as an error message may quote it: whole, unless it
+    mentions a credential; then only its leading property name."""
+    if not is_sensitive(line):
+        return repr(line)
+    name = _PROPERTY_NAME.match(line.strip()).group()
+    return f"{name!r} and a value not shown (it may be a secret)"
+
+
 def read_properties_file(path: str) -> dict[str, str]:
     """A Java-style properties file as librdkafka tools take it (kcat -F)."""
     try:
@@ -39,7 +60,7 @@ def read_properties_file(path: str) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"-F {path}, line {number}: expected key=value, got {line!r}")
+            raise UserError(f"-F {path}, line {number}: expected key=value, got {shown_line(line)}")
         properties[key.strip()] = value.strip()
     return properties
 
@@ -48,7 +69,9 @@ def parse_property(text: str) -> tuple[str, str]:
     """One -X key=value."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"-X {text}: expected key=value, for example -X security.protocol=SSL")
+        raise UserError(
+            f"-X expects key=value, got {shown_line(text)}; for example -X security.protocol=SSL"
+        )
     return key.strip(), value.strip()
 
 
@@ -77,6 +100,15 @@ class KafkaSettings:
         if topic == dlq_topic:
             raise UserError(f"--topic and --dlq-topic are both {topic!r}: they must differ")
         return cls(bootstrap_servers, topic, dlq_topic, merged)
+
+    def redact(self, text: str) -> str:
+        """`text` with the value of every credential property replaced by ***: for a
+        message that may quote one (librdkafka's own errors do not, but a broker's
+        could)."""
+        for name, value in self.properties.items():
+            if is_sensitive(name) and len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
 
     def client_config(self, **defaults: object) -> dict[str, object]:
         """Our defaults for a client, then the user's properties, which win."""
