@@ -61,6 +61,32 @@ _per_second = _number(float, 0, above=True)
 _price = _number(float)
 
 
+def _schema_id(text: str) -> int:
+    value = _count(text)
+    if value > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"expected a schema id up to {2**31 - 1}, got {text}")
+    return value
+
+
+def _add_schema_id_flag(parser: argparse._ActionsContainer, written: bool) -> None:
+    from orders_tui.domain.codec import DEFAULT_SCHEMA_ID
+
+    what = (
+        "the schema id --format confluent writes"
+        if written
+        else "the Confluent schema id read as schemas/order.avsc; records framed with another "
+        "id go to the DLQ, their writer schema unknown"
+    )
+    parser.add_argument(
+        "--schema-id",
+        type=_schema_id,
+        # A string default goes through `type`, so a bad env value is reported like a flag.
+        default=os.environ.get("ORDERS_TUI_SCHEMA_ID") or str(DEFAULT_SCHEMA_ID),
+        metavar="ID",
+        help=f"{what} (env ORDERS_TUI_SCHEMA_ID; default {DEFAULT_SCHEMA_ID})",
+    )
+
+
 def _add_partitions_flag(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
         "--partitions",
@@ -137,6 +163,7 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:
         default=WireFormat.SCHEMALESS.value,
         help="wire format (default schemaless; container is the original demo's)",
     )
+    _add_schema_id_flag(p, written=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_partitions_flag(p)
     p.set_defaults(run=_run_produce)
@@ -149,7 +176,9 @@ def _run_produce(args: argparse.Namespace, settings: KafkaSettings) -> int:
     from orders_tui.kafka.topics import ensure_topics
 
     ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
-    producer = OrderProducer(settings, WireFormat(args.wire_format), seed=args.seed)
+    producer = OrderProducer(
+        settings, WireFormat(args.wire_format), seed=args.seed, schema_id=args.schema_id
+    )
     show_progress = not args.json and sys.stderr.isatty() and args.count > 0
     if show_progress:
         result = _produce_with_progress_bar(producer, args)
@@ -259,6 +288,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         help="static group member id, stable across restarts (env ORDERS_TUI_INSTANCE_ID; "
         "default: <host>-<n>, the lowest n no other pipeline of the group here holds)",
     )
+    _add_schema_id_flag(group, written=False)
     _add_partitions_flag(group)
 
 
@@ -281,6 +311,7 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         exactly_once=not args.at_least_once,
         retry_topic_prefix=args.retry_topic_prefix,
         instance_id=args.instance_id,
+        schema_id=args.schema_id,
     )
 
 
@@ -444,6 +475,7 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--limit", type=_count, metavar="N", help="at most N entries")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
+    _add_schema_id_flag(p, written=False)
     p.set_defaults(run=_run_dlq)
     _add_connection_flags(p, top_level=False)
 

@@ -4,7 +4,15 @@ import struct
 import fastavro
 import pytest
 
-from orders_tui.domain.codec import DecodeError, WireFormat, decode, detect_format, encode
+from orders_tui.domain.codec import (
+    DEFAULT_SCHEMA_ID,
+    DecodeError,
+    Decoder,
+    WireFormat,
+    decode,
+    detect_format,
+    encode,
+)
 from orders_tui.domain.order import MAX_PRICE, MIN_PRICE, Order, OrderFactory
 
 ORDER = Order("0d5f3c8e-8a4e-4c1e-9a37-5b7f0e2a9c11", "Teal Lamp", 123.45)
@@ -62,7 +70,8 @@ BAD_INPUTS = {
     "trailing bytes": (encode(ORDER) + b"\x00\x01", "left over"),
     "truncated container": (encode(ORDER, WireFormat.CONTAINER)[:-20], "truncated"),
     "container magic only": (b"Obj\x01", r"not an Order \(container\)"),
-    "confluent header only": (struct.pack(">bI", 0, 1), "truncated Confluent frame"),
+    "confluent header only": (struct.pack(">bI", 0, 1), "ends mid-record"),
+    "truncated confluent header": (b"\x00\x00\x01", "truncated Confluent frame"),
     "truncated confluent": (encode(ORDER, WireFormat.CONFLUENT)[:-4], "truncated"),
     "not utf-8": (b"\x04\xff\xfe\x02a" + b"\x00" * 8, "not UTF-8"),
     "json text": (b'{"orderId": "x", "price": 1}', "ends mid-record"),
@@ -159,3 +168,121 @@ def test_direct_decoders_agree_with_fastavro_on_valid_and_mangled_bytes(path):
     assert all(
         direct_decode(d, 0) if path == "_decode_direct" else direct_decode(d) for d in samples[:300]
     )
+
+
+def _schemaless(schema: dict, record: dict) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), record)
+    return buf.getvalue()
+
+
+def _container(schema: dict, record: dict) -> bytes:
+    buf = io.BytesIO()
+    fastavro.writer(buf, fastavro.parse_schema(schema), [record])
+    return buf.getvalue()
+
+
+def _confluent(schema_id: int, body: bytes) -> bytes:
+    return b"\x00" + schema_id.to_bytes(4, "big") + body
+
+
+def _order_schema(fields: list[dict], name: str = "Order", **extra) -> dict:
+    return {"type": "record", "name": name, "fields": fields, **extra}
+
+
+STRING = "string"
+SWAPPED = _order_schema(
+    [{"name": "product", "type": STRING}, {"name": "orderId", "type": STRING},
+     {"name": "price", "type": "double"}]
+)  # fmt: skip
+V2 = _order_schema(
+    [{"name": "orderId", "type": STRING}, {"name": "product", "type": STRING},
+     {"name": "price", "type": "double"},
+     {"name": "currency", "type": STRING, "default": "EUR"}],
+    namespace="orders_tui",
+)  # fmt: skip
+REFUND = _order_schema(
+    [{"name": "orderId", "type": STRING}, {"name": "product", "type": STRING},
+     {"name": "price", "type": "long"}, {"name": "reason", "type": STRING}],
+    name="Refund", namespace="billing",
+)  # fmt: skip
+RECORD = {"orderId": "id-1", "product": "Teal Lamp", "price": 12.5}
+
+
+def test_a_confluent_record_of_an_unknown_schema_id_is_refused_naming_the_id():
+    # Written with the fields in another order: read with our schema, orderId and
+    # product would come out swapped.
+    data = _confluent(999, _schemaless(SWAPPED, RECORD))
+    with pytest.raises(DecodeError, match="schema id 999") as refused:
+        decode(data)
+    assert "schema id 1 as its Order schema" in str(refused.value)
+
+
+def test_a_v2_writer_schema_under_a_new_id_is_refused_not_misread():
+    data = _confluent(2, _schemaless(V2, {**RECORD, "currency": "USD"}))
+    with pytest.raises(DecodeError, match="schema id 2, whose writer schema is unknown"):
+        decode(data)
+
+
+def test_the_schema_ids_read_as_our_own_are_the_configured_ones():
+    body = encode(ORDER)
+    assert Decoder([7])(_confluent(7, body)) == ORDER
+    with pytest.raises(DecodeError, match="schema id 1"):
+        Decoder([7])(_confluent(1, body))
+    assert encode(ORDER, WireFormat.CONFLUENT, schema_id=7) == _confluent(7, body)
+    assert DEFAULT_SCHEMA_ID == 1 and decode(encode(ORDER, WireFormat.CONFLUENT)) == ORDER
+
+
+def test_a_looked_up_writer_schema_is_resolved_against_ours():
+    """Where a registry slots in: a lookup gives an id's writer schema."""
+    schemas = {2: V2, 3: SWAPPED, 4: REFUND}
+    decoder = Decoder([1], lookup=schemas.get)
+    assert decoder(_confluent(2, _schemaless(V2, {**RECORD, "currency": "USD"}))) == Order(
+        "id-1", "Teal Lamp", 12.5
+    )
+    assert decoder(_confluent(3, _schemaless(SWAPPED, RECORD))) == Order("id-1", "Teal Lamp", 12.5)
+    refund = {**RECORD, "price": 12, "reason": "broken"}
+    with pytest.raises(DecodeError, match="written as record 'billing.Refund'"):
+        decoder(_confluent(4, _schemaless(REFUND, refund)))
+    with pytest.raises(DecodeError, match="schema id 5"):
+        decoder(_confluent(5, _schemaless(V2, {**RECORD, "currency": "USD"})))
+
+
+def test_a_container_of_another_record_type_is_refused_naming_it():
+    data = _container(REFUND, {**RECORD, "price": 12, "reason": "broken"})
+    with pytest.raises(DecodeError, match="written as record 'billing.Refund'"):
+        decode(data)
+
+
+def test_an_evolved_order_container_is_read_by_name_with_promotion_and_defaults_skipped():
+    evolved = _order_schema(
+        [{"name": "currency", "type": STRING, "default": "EUR"},
+         {"name": "price", "type": "float"},
+         {"name": "product", "type": STRING},
+         {"name": "orderId", "type": STRING},
+         {"name": "tags", "type": {"type": "array", "items": STRING}}],
+        namespace="shop.v2",
+    )  # fmt: skip
+    data = _container(evolved, {**RECORD, "price": 12.5, "currency": "USD", "tags": ["a", "b"]})
+    assert decode(data) == Order("id-1", "Teal Lamp", 12.5)
+    as_int = _order_schema(
+        [{"name": "orderId", "type": STRING}, {"name": "product", "type": STRING},
+         {"name": "price", "type": "int"}]
+    )  # fmt: skip
+    assert decode(_container(as_int, {**RECORD, "price": 40})) == Order("id-1", "Teal Lamp", 40.0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ([{"name": "orderId", "type": STRING}, {"name": "price", "type": "double"}],
+         "cannot be read as orders_tui.Order"),
+        ([{"name": "orderId", "type": STRING}, {"name": "product", "type": STRING},
+          {"name": "price", "type": STRING}], "cannot be read as orders_tui.Order"),
+    ],
+)  # fmt: skip
+def test_an_order_container_that_cannot_be_resolved_says_so(fields, why):
+    record = {f["name"]: RECORD[f["name"]] if f["type"] != STRING or f["name"] != "price"
+              else "12.5" for f in fields}  # fmt: skip
+    with pytest.raises(DecodeError, match=why):
+        decode(_container(_order_schema(fields), record))

@@ -5,7 +5,16 @@
 - container: a one-record Avro object container file (starts with ``Obj\\x01``), read
   with the writer schema it embeds. What the original demo wrote for every message.
 - confluent: Confluent's framing, byte 0 then a 4-byte schema id, then the schemaless
-  body. Without a schema registry the body is read with the local schema.
+  body. Decoding never guesses a writer schema: a body is read only when its schema id
+  is one whose writer schema is known. Without a schema registry those are the ids
+  orders-tui writes with `schemas/order.avsc` (DEFAULT_SCHEMA_ID, or --schema-id); any
+  other id is a DecodeError naming it. A `lookup` (a registry) may supply more.
+
+A writer schema other than our own (a container's, or one looked up) is read with Avro's
+schema resolution against `schemas/order.avsc`: the record's name must match (its
+unqualified name, or an alias), fields are matched by name, extra writer fields are
+skipped, int/long/float promote to double, and a reader field the writer lacks needs a
+default. Anything else, another record type included, is a DecodeError saying which.
 """
 
 from __future__ import annotations
@@ -13,9 +22,10 @@ from __future__ import annotations
 import enum
 import io
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import fastavro
+from fastavro.read import SchemaResolutionError
 from fastavro.schema import parse_schema
 
 from orders_tui.domain.order import Order
@@ -24,6 +34,9 @@ from orders_tui.domain.schema import order_schema
 CONTAINER_MAGIC = b"Obj\x01"
 CONFLUENT_MAGIC = 0
 CONFLUENT_HEADER = struct.Struct(">bI")
+# The schema id `--format confluent` writes, and the one the decoder reads as
+# schemas/order.avsc, unless --schema-id says another. Registries number from 1.
+DEFAULT_SCHEMA_ID = 1
 
 
 class WireFormat(enum.StrEnum):
@@ -156,7 +169,9 @@ _unpack_double = _DOUBLE.unpack_from
 
 
 def encode(
-    order: Order, wire_format: WireFormat = WireFormat.SCHEMALESS, schema_id: int = 1
+    order: Order,
+    wire_format: WireFormat = WireFormat.SCHEMALESS,
+    schema_id: int = DEFAULT_SCHEMA_ID,
 ) -> bytes:
     if wire_format is WireFormat.SCHEMALESS:
         return encode_schemaless(order)
@@ -177,35 +192,91 @@ def detect_format(data: bytes) -> WireFormat:
     return WireFormat.SCHEMALESS
 
 
-def decode(data: bytes | None) -> Order:
-    """Decode an order in any supported wire format, or raise DecodeError saying why."""
-    if not data:
-        raise DecodeError("empty value: no bytes to decode")
-    if _DIRECT:
-        order = _decode_common(data)
-        if order is not None:
-            return order
-    wire_format = detect_format(data)
-    try:
-        if wire_format is WireFormat.CONTAINER:
-            return _decode_container(data)
-        if wire_format is WireFormat.CONFLUENT:
-            if len(data) < CONFLUENT_HEADER.size + 1:
-                raise DecodeError(
-                    f"truncated Confluent frame: {len(data)} bytes, the header alone is 5"
-                )
+WriterSchemaLookup = Callable[[int], "dict | None"]
+"""A schema id's writer schema (as JSON), or None when there is no such id."""
+
+
+class Decoder:
+    """Decodes an order in any supported wire format, or raises DecodeError saying why.
+
+    `schema_ids`: the Confluent schema ids whose writer schema is schemas/order.avsc.
+    `lookup`: where another id's writer schema comes from (a schema registry); without
+    one, another id is not read."""
+
+    def __init__(
+        self,
+        schema_ids: Iterable[int] = (DEFAULT_SCHEMA_ID,),
+        lookup: WriterSchemaLookup | None = None,
+    ) -> None:
+        self.schema_ids = frozenset(schema_ids)
+        self._lookup = lookup
+        self._writers: dict[int, dict] = {}
+
+    def __call__(self, data: bytes | None) -> Order:
+        if not data:
+            raise DecodeError("empty value: no bytes to decode")
+        if _DIRECT:
+            order = _decode_common(data)
+            if order is not None:
+                return order
+        wire_format = detect_format(data)
+        try:
+            if wire_format is WireFormat.CONTAINER:
+                return _decode_container(data)
+            if wire_format is WireFormat.CONFLUENT:
+                return self._decode_confluent(data)
+            return _decode_schemaless(data, 0, "schemaless Avro")
+        except DecodeError:
+            raise
+        except EOFError:
+            raise DecodeError(
+                f"truncated or not an Order ({wire_format} Avro): the value ends mid-record"
+            ) from None
+        except UnicodeDecodeError:
+            raise DecodeError(
+                f"not an Order ({wire_format}): a string field is not UTF-8"
+            ) from None
+        except Exception as exc:  # fastavro raises many types on garbage; all mean "not ours"
+            raise DecodeError(
+                f"not an Order ({wire_format}): {type(exc).__name__}: {_short(exc)}"
+            ) from None
+
+    def _decode_confluent(self, data: bytes) -> Order:
+        if len(data) < CONFLUENT_HEADER.size:
+            raise DecodeError(
+                f"truncated Confluent frame: {len(data)} bytes, the header alone is 5"
+            )
+        _, schema_id = CONFLUENT_HEADER.unpack_from(data)
+        if schema_id in self.schema_ids:
             return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
-        return _decode_schemaless(data, 0, "schemaless Avro")
-    except DecodeError:
-        raise
-    except EOFError:
-        raise DecodeError(
-            f"truncated or not an Order ({wire_format} Avro): the value ends mid-record"
-        ) from None
-    except UnicodeDecodeError:
-        raise DecodeError(f"not an Order ({wire_format}): a string field is not UTF-8") from None
-    except Exception as exc:  # fastavro raises many types on garbage; all mean "not ours"
-        raise DecodeError(f"not an Order ({wire_format}): {type(exc).__name__}: {exc}") from None
+        writer = self._writer_schema(schema_id)
+        if writer is None:
+            known = ", ".join(str(i) for i in sorted(self.schema_ids)) or "none"
+            raise DecodeError(
+                f"Confluent-framed record with schema id {schema_id}, whose writer schema "
+                f"is unknown: orders-tui reads schema id {known} as its Order schema "
+                "(--schema-id), and without a schema registry cannot read another id"
+            )
+        buf = io.BytesIO(data)
+        buf.seek(CONFLUENT_HEADER.size)
+        record = _read_resolved(writer, lambda: fastavro.schemaless_reader(buf, writer, _PARSED))
+        if buf.tell() != len(data):
+            raise DecodeError(
+                f"not an Order (schema id {schema_id}): {len(data) - buf.tell()} bytes "
+                "left over after the record"
+            )
+        return _to_order(record)
+
+    def _writer_schema(self, schema_id: int) -> dict | None:
+        if schema_id not in self._writers:
+            found = self._lookup(schema_id) if self._lookup is not None else None
+            if found is None:
+                return None
+            self._writers[schema_id] = parse_schema(found)
+        return self._writers[schema_id]
+
+
+decode = Decoder()
 
 
 def _decode_schemaless(data: bytes, start: int, what: str) -> Order:
@@ -225,7 +296,10 @@ def _decode_schemaless(data: bytes, start: int, what: str) -> Order:
 
 def _decode_container(data: bytes) -> Order:
     try:
-        records = list(fastavro.reader(io.BytesIO(data)))
+        writer = fastavro.reader(io.BytesIO(data)).writer_schema
+        records = _read_resolved(
+            writer, lambda: list(fastavro.reader(io.BytesIO(data), reader_schema=_PARSED))
+        )
     except EOFError:
         raise DecodeError("truncated Avro container file") from None
     except StopIteration:
@@ -233,6 +307,36 @@ def _decode_container(data: bytes) -> Order:
     if len(records) != 1:
         raise DecodeError(f"Avro container file holds {len(records)} records, expected 1")
     return _to_order(records[0])
+
+
+_READER_NAME = _PARSED["name"]  # full name, orders_tui.Order
+_READER_NAMES = {_READER_NAME.rpartition(".")[2], *_PARSED.get("aliases", [])}
+
+
+def _read_resolved(writer: object, read: Callable[[], object]) -> object:
+    """`read()` with the writer schema resolved against ours; a schema that cannot be
+    resolved is a DecodeError naming the writer's type."""
+    name = writer.get("name", "") if isinstance(writer, dict) else ""
+    if not isinstance(writer, dict) or writer.get("type") != "record":
+        kind = writer.get("type") if isinstance(writer, dict) else writer
+        raise DecodeError(f"not an Order: its writer schema is {_short(kind)}, not a record")
+    if name.rpartition(".")[2] not in _READER_NAMES and name not in _READER_NAMES:
+        raise DecodeError(
+            f"not an Order: written as record {name!r}, which is not {_READER_NAME} "
+            "or an alias of it"
+        )
+    try:
+        return read()
+    except SchemaResolutionError as exc:
+        raise DecodeError(
+            f"not an Order: its writer schema {name} cannot be read as {_READER_NAME} "
+            f"({_short(exc)})"
+        ) from None
+
+
+def _short(detail: object, limit: int = 160) -> str:
+    text = str(detail)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _to_order(record: object) -> Order:

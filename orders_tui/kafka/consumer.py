@@ -34,7 +34,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from orders_tui.domain.codec import DecodeError, decode
+from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, DecodeError, Decoder
 from orders_tui.domain.offsets import PartitionOffsets
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
@@ -169,6 +169,7 @@ class EngineConfig:
     exactly_once: bool = True
     retry_topic_prefix: str = ""  # "" means `<topic>-retry`
     instance_id: str = ""  # "" means a slot of this host (see membership)
+    schema_id: int = DEFAULT_SCHEMA_ID  # the Confluent schema id read as schemas/order.avsc
 
 
 def _fenced_instance(error: KafkaError) -> bool:
@@ -190,6 +191,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.config = config or EngineConfig()
+        self._decode = Decoder((self.config.schema_id,))
         self.events = events
         self.on_finished = on_finished
         self.on_report = on_report
@@ -424,7 +426,7 @@ class Pipeline:
                 continue
             consumed += 1
             try:
-                order = decode(msg.value())
+                order = self._decode(msg.value())
             except DecodeError as exc:
                 self._dead_letter(self._failed(msg, tracker), None, str(exc),
                                   ErrorType.DESERIALIZATION, 1)  # fmt: skip
@@ -484,7 +486,7 @@ class Pipeline:
                              state.first_failure_ms)  # fmt: skip
             attempt = state.attempts + 1
             try:
-                order = decode(msg.value())
+                order = self._decode(msg.value())
             except DecodeError as exc:
                 self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, attempt)
                 continue

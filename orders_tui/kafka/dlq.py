@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from orders_tui.domain.codec import DecodeError, decode
+from orders_tui.domain.codec import DecodeError, Decoder, decode
 from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings, make_client
 
@@ -181,9 +181,9 @@ class DlqEntry:
     def replay_count(self) -> int:
         return _int_or_none(self.header(REPLAY_COUNT)) or 0
 
-    def decoded(self) -> Order | DecodeError:
+    def decoded(self, decoder: Decoder = decode) -> Order | DecodeError:
         try:
-            return decode(self.value)
+            return decoder(self.value)
         except DecodeError as exc:
             return exc
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from orders_tui.domain.codec import WireFormat, encode
+from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, WireFormat, encode
 from orders_tui.domain.order import Order, OrderFactory
 from orders_tui.kafka.config import KafkaSettings, make_client
 
@@ -58,9 +58,11 @@ class OrderProducer:
         wire_format: WireFormat = WireFormat.SCHEMALESS,
         seed: int | None = None,
         on_order: Callable[[Order], None] | None = None,
+        schema_id: int = DEFAULT_SCHEMA_ID,
     ) -> None:
         self._settings = settings
         self._wire_format = wire_format
+        self._schema_id = schema_id
         self._factory = OrderFactory(seed)
         self._producer = make_producer(settings)
         self._on_order = on_order
@@ -88,6 +90,7 @@ class OrderProducer:
         producer = self._producer
         topic = self._settings.topic
         factory, wire_format, on_order = self._factory, self._wire_format, self._on_order
+        schema_id = self._schema_id
         start = time.perf_counter()
         next_progress = start + PROGRESS_EVERY
         for i in range(count):
@@ -98,7 +101,7 @@ class OrderProducer:
                 if wait > 0:
                     producer.poll(wait)
             order = factory()
-            value = encode(order, wire_format)
+            value = encode(order, wire_format, schema_id)
             while True:
                 try:
                     producer.produce(topic, value, order.orderId, on_delivery=on_delivery)

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.widgets import Footer, Static
 
+from orders_tui.domain.codec import Decoder
 from orders_tui.kafka.engine import DlqEntrySeen, Engine, coalesce
 from orders_tui.kafka.events import (
     EngineStatus,
@@ -61,6 +62,7 @@ class OrdersApp(App[None]):
         self.engine = engine
         self.clock = clock
         self.start_engine = start_engine
+        self.decode = Decoder((engine.config.schema_id,))
         # Kept as attributes: query_one() searches the active screen, which is a modal
         # while a DLQ entry or the help is open.
         self.orders = OrdersPane(id="orders", classes="pane")
@@ -185,7 +187,7 @@ class OrdersApp(App[None]):
         if event.table is self.dlq:
             entry = self.dlq.entries.get(event.key)
             if entry is not None:
-                self.push_screen(DlqEntryScreen(entry))
+                self.push_screen(DlqEntryScreen(entry, self.decode))
 
     async def action_quit(self) -> None:
         self.notify("stopping: committing what is done…", timeout=2)

@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from orders_tui.domain.codec import Decoder
+from orders_tui.domain.codec import decode as default_decoder
 from orders_tui.domain.order import Order
 from orders_tui.kafka.dlq import ORIGINAL_TIMESTAMP, TIMESTAMP, DlqEntry, header_text
 from orders_tui.ui.panes.dlq import clock_time
@@ -32,7 +34,7 @@ def hex_dump(data: bytes, width: int = 16) -> Text:
     return Text("\n".join(lines) or "(empty value)", end="")
 
 
-def entry_details(entry: DlqEntry) -> Table:
+def entry_details(entry: DlqEntry, decode: Decoder = default_decoder) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
     grid.add_column()
@@ -49,7 +51,7 @@ def entry_details(entry: DlqEntry) -> Table:
             shown.append(f"  ({wall_time(int(value))})", style="dim")
         grid.add_row(literal(name), shown)
     grid.add_row("", "")
-    order = entry.decoded()
+    order = entry.decoded(decode)
     if isinstance(order, Order):
         grid.add_row(Text("order", style="bold underline"), "")
         grid.add_row("orderId", literal(order.orderId))
@@ -67,14 +69,15 @@ class DlqEntryScreen(ModalScreen[None]):
         Binding("r", "replay", "Replay"),
     ]
 
-    def __init__(self, entry: DlqEntry) -> None:
+    def __init__(self, entry: DlqEntry, decode: Decoder = default_decoder) -> None:
         super().__init__()
         self.entry = entry
+        self.decode = decode
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="entry") as scroll:
             scroll.border_title = f"DLQ entry {self.entry.partition}/{self.entry.offset}"
-            yield Static(entry_details(self.entry), id="entry-details")
+            yield Static(entry_details(self.entry, self.decode), id="entry-details")
         yield Footer()
 
     def action_replay(self) -> None:
