@@ -242,7 +242,7 @@ def test_a_looked_up_writer_schema_is_resolved_against_ours():
     )
     assert decoder(_confluent(3, _schemaless(SWAPPED, RECORD))) == Order("id-1", "Teal Lamp", 12.5)
     refund = {**RECORD, "price": 12, "reason": "broken"}
-    with pytest.raises(DecodeError, match="written as record 'billing.Refund'"):
+    with pytest.raises(DecodeError, match=r"written as record 'billing\.Refund'"):
         decoder(_confluent(4, _schemaless(REFUND, refund)))
     with pytest.raises(DecodeError, match="schema id 5"):
         decoder(_confluent(5, _schemaless(V2, {**RECORD, "currency": "USD"})))
@@ -250,7 +250,7 @@ def test_a_looked_up_writer_schema_is_resolved_against_ours():
 
 def test_a_container_of_another_record_type_is_refused_naming_it():
     data = _container(REFUND, {**RECORD, "price": 12, "reason": "broken"})
-    with pytest.raises(DecodeError, match="written as record 'billing.Refund'"):
+    with pytest.raises(DecodeError, match=r"written as record 'billing\.Refund'"):
         decode(data)
 
 

@@ -23,9 +23,7 @@ READER = fastavro.parse_schema(json.loads(schema_path().read_text()))
 OWN_ID = 1
 decode = Decoder([OWN_ID])
 RULES = FailureRules()
-PROPERTY = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def fastavro_reads(data: bytes) -> Order | None:

@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from orders_tui.domain.codec import decode, encode
+from orders_tui.domain.codec import WireFormat, decode, encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules, Outcome
@@ -374,3 +374,74 @@ def test_a_record_on_a_retry_topic_not_written_as_a_retry_goes_to_the_dlq_as_it_
     assert entry.error_type == "deserialization"
     assert "retry headers" in entry.reason
     assert entry.original == (f"{settings.topic}-retry-1", 0, 0)
+
+
+def _container_bytes(schema: dict, record: dict) -> bytes:
+    buf = io.BytesIO()
+    fastavro.writer(buf, fastavro.parse_schema(schema), [record])
+    return buf.getvalue()
+
+
+def test_records_of_other_schemas_are_dead_lettered_naming_the_schema_never_misread(
+    settings, group, tmp_path
+):
+    """`produce --format confluent --schema-id 7` and `consume --schema-id 7` agree; a
+    frame of another id, or a container of another record type, is not guessed at."""
+    produced = subprocess.run(
+        [sys.executable, "-m", "orders_tui", "produce", "-n", "20", "--seed", "3",
+         "--format", "confluent", "--schema-id", "7", "--json",
+         "-b", settings.bootstrap_servers, "--topic", settings.topic,
+         "--dlq-topic", settings.dlq_topic],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert json.loads(produced.stdout)["delivered"] == 20, produced.stderr
+    swapped = {"type": "record", "name": "Order", "fields": [
+        {"name": "product", "type": "string"}, {"name": "orderId", "type": "string"},
+        {"name": "price", "type": "double"}]}  # fmt: skip
+    refund = {"type": "record", "name": "Refund", "namespace": "billing", "fields": [
+        {"name": "orderId", "type": "string"}, {"name": "product", "type": "string"},
+        {"name": "price", "type": "long"}, {"name": "reason", "type": "string"}]}  # fmt: skip
+    evolved = {"type": "record", "name": "Order", "fields": [
+        {"name": "price", "type": "float"}, {"name": "orderId", "type": "string"},
+        {"name": "product", "type": "string"},
+        {"name": "currency", "type": "string", "default": "EUR"}]}  # fmt: skip
+    others = {
+        "id-999": b"\x00\x00\x00\x03\xe7"
+        + _schema_bytes(swapped, {"orderId": "o-1", "product": "Lamp", "price": 200.0}),
+        "id-1": encode(Order("o-2", "Lamp", 200.0), WireFormat.CONFLUENT, schema_id=1),
+        "refund": _container_bytes(
+            refund, {"orderId": "o-3", "product": "Lamp", "price": 200, "reason": "late"}
+        ),
+        "evolved": _container_bytes(
+            evolved, {"orderId": "o-4", "product": "Lamp", "price": 200.0, "currency": "USD"}
+        ),
+    }
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for key, value in others.items():
+        producer.produce(settings.topic, value, key)
+    assert producer.flush(10) == 0
+
+    outcomes = tmp_path / "outcomes.jsonl"
+    run = subprocess.run(
+        [*_consume_cli(settings, group, "--schema-id", "7", "--idle-exit", "1.5",
+                       "--outcomes", str(outcomes))],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    records = _records(outcomes)
+    processed = {r["order_id"] for r in records if r["outcome"] == "processed"}
+    # The evolved Order was read by field name: orderId is o-4, not the product.
+    assert "o-4" in processed and "Lamp" not in processed
+    dlq = read_all(settings.bootstrap_servers, settings.dlq_topic)
+    by_key = {m.key().decode(): DlqEntry.from_message(m) for m in dlq if m.key() in
+              {k.encode() for k in others}}  # fmt: skip
+    assert sorted(by_key) == ["id-1", "id-999", "refund"]
+    for key, entry in by_key.items():
+        assert entry.value == others[key]
+        assert entry.error_type == "deserialization"
+    assert "schema id 999" in by_key["id-999"].reason
+    assert "schema id 1," in by_key["id-1"].reason
+    assert "billing.Refund" in by_key["refund"].reason
+    # The 20 orders written under id 7 all decoded: none is a deserialization letter.
+    assert sum(1 for m in dlq if DlqEntry.from_message(m).error_type == "deserialization") == 3
+    assert len(records) == 20 + 4
