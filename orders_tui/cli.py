@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -13,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from orders_tui import __version__
+from orders_tui import __version__, json_output
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import (
     DEFAULT_BOOTSTRAP,
@@ -23,6 +22,7 @@ from orders_tui.kafka.config import (
 )
 
 if TYPE_CHECKING:
+    from orders_tui.domain.codec import Decoder
     from orders_tui.kafka.consumer import EngineConfig
     from orders_tui.kafka.dlq import DlqEntry
     from orders_tui.kafka.producer import OrderProducer, ProduceResult
@@ -185,7 +185,7 @@ def _run_produce(args: argparse.Namespace, settings: KafkaSettings) -> int:
     else:
         result = producer.produce(args.count, rate=args.rate)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json_output.dumps(result.to_dict()))
     else:
         print(
             f"delivered {result.delivered}, failed {result.failed} to {settings.topic} "
@@ -366,7 +366,7 @@ def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
     if drain is not None:
         summary["drained"] = drain.drained
     if args.json:
-        print(json.dumps(summary))
+        print(json_output.dumps(summary))
     else:
         print(format_summary(summary), file=sys.stderr if args.outcomes == "-" else sys.stdout)
     if drain is not None and drain.describe():
@@ -381,7 +381,7 @@ def _say(line: str) -> None:
     """One line on stderr, for what a person running headless should know. It may quote
     what others chose (a member id, a broker's message): control characters are shown,
     never sent to the terminal."""
-    from orders_tui.ui.text import visible
+    from orders_tui.visible import visible
 
     print(f"{PROG}: {visible(line)}", file=sys.stderr, flush=True)
 
@@ -399,7 +399,7 @@ def _open_outcome_log(path: str | None) -> Callable[[list], None] | None:
         stream.write("\n")
 
     def write(finished: list) -> None:
-        stream.write("".join(json.dumps(dataclasses.asdict(f)) + "\n" for f in finished))
+        stream.write("".join(json_output.dumps(dataclasses.asdict(f)) + "\n" for f in finished))
         stream.flush()
 
     return write
@@ -481,35 +481,52 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dlq(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    from orders_tui.domain.codec import Decoder
     from orders_tui.kafka.dlq import dlq_reader, read_dlq
     from orders_tui.kafka.topics import cluster_metadata
 
     metadata = cluster_metadata(settings)
     if settings.dlq_topic not in metadata.topics:
         raise UserError(f"topic {settings.dlq_topic!r} does not exist (nothing dead-lettered yet?)")
+    decoder = Decoder([args.schema_id])
     consumer = dlq_reader(settings)
     try:
         for entry in read_dlq(consumer, settings.dlq_topic, args.limit):
             if args.json:
-                print(json.dumps(entry.to_json(), ensure_ascii=False))
+                print(json_output.dumps(entry.to_json(decoder)))
             else:
-                print(format_dlq_line(entry))
+                print(format_dlq_line(entry, decoder))
     finally:
         consumer.close()
     return 0
 
 
-def format_dlq_line(entry: DlqEntry) -> str:
+def format_dlq_line(entry: DlqEntry, decoder: Decoder | None = None) -> str:
+    """One entry on a line, every field from the record escaped (`visible`): text
+    values quoted, bytes that are not UTF-8 as 0x..., an absent key or value as null."""
+    from orders_tui.domain.codec import decode
     from orders_tui.domain.order import Order
+    from orders_tui.visible import visible
 
-    order = entry.decoded()
-    shown = (
-        f"order {order.orderId} {order.product!r} {order.price:.2f}"
+    def shown(value: bytes | None) -> str:
+        if value is None:
+            return "null"
+        try:
+            return "'" + visible(value.decode("utf-8")).replace("'", "\\'") + "'"
+        except UnicodeDecodeError:
+            return "0x" + value.hex()
+
+    order = entry.decoded(decoder or decode)
+    body = (
+        f"order {shown(order.orderId.encode())} {shown(order.product.encode())} {order.price:.2f}"
         if isinstance(order, Order)
-        else f"undecodable value 0x{(entry.value or b'').hex()}"
+        else "undecodable value " + ("null" if entry.value is None else f"0x{entry.value.hex()}")
     )
-    headers = " ".join(f"{name}={value!r}" for name, value in entry.decoded_headers())
-    return f"{entry.topic}[{entry.partition}]@{entry.offset} {shown} {headers}"
+    headers = " ".join(f"{visible(name)}={shown(value)}" for name, value in entry.headers)
+    return (
+        f"{visible(entry.topic)}[{entry.partition}]@{entry.offset} key={shown(entry.key)} "
+        f"{body} {headers}"
+    )
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -574,3 +591,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`orders-tui dlq | head -1`): stop quietly, as a Unix tool
+        # killed by SIGPIPE does. Later writes, and the flush at exit, go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
+
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`

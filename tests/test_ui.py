@@ -67,3 +67,23 @@ async def test_untrusted_text_is_shown_literally_everywhere():
         assert "\x1b" not in text
     # The product as stored is untouched: only its display is escaped.
     assert HOSTILE_PRODUCT.startswith("[bold red]")
+
+
+async def test_bidi_overrides_and_zero_width_characters_are_shown_as_escapes():
+    from orders_tui.kafka.events import OrderSeen, RetryScheduled
+
+    # Reversed by U+202E, "gpj.exe" reads as "exe.jpg"; U+200B hides between letters.
+    product = "Lamp\u202egpj.exe"
+    order_id = "cccccccc\u200b-0000-4000-8000-000000000003"
+    app = sample_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _load(pilot)
+        app.apply_events([
+            OrderSeen(0, 300, order_id, product, 20.0, "retrying", 1),
+            RetryScheduled(0, 300, order_id, 1, 4, "down", time.time() + 60),
+        ])  # fmt: skip
+        await pilot.pause()
+        text = screen_text(app)
+    assert "Lamp\\u202egpj.exe" in text  # the Orders pane
+    assert "cccccccc\\u200b-0000" in text  # the Retries pane's order id
+    assert "\u202e" not in text and "\u200b" not in text

@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from orders_tui.domain.codec import DecodeError, Decoder, decode
 from orders_tui.domain.order import Order
+from orders_tui.json_output import bytes_json
 from orders_tui.kafka.config import KafkaSettings, make_client
 
 Headers = list[tuple[str, bytes | None]]
@@ -190,18 +191,21 @@ class DlqEntry:
     def decoded_headers(self) -> list[tuple[str, str]]:
         return [(name, header_text(value)) for name, value in self.headers]
 
-    def to_json(self) -> dict[str, object]:
-        order = self.decoded()
+    def to_json(self, decoder: Decoder = decode) -> dict[str, object]:
+        """The entry, losslessly, for `orders-tui dlq --json` (shape in the README):
+        headers as an ordered list (names may repeat), bytes as {"text"} or {"base64"},
+        null distinct from empty."""
+        order = self.decoded(decoder)
         return {
             "topic": self.topic,
             "partition": self.partition,
             "offset": self.offset,
             "timestamp": self.timestamp_ms,
-            "key": header_text(self.key),
-            "headers": dict(self.decoded_headers()),
+            "key": bytes_json(self.key),
+            "value": bytes_json(self.value, as_text=False),
+            "headers": [{"name": name, "value": bytes_json(value)} for name, value in self.headers],
             "order": order.to_dict() if isinstance(order, Order) else None,
             "decode_error": str(order) if isinstance(order, DecodeError) else None,
-            "value_hex": (self.value or b"").hex() if isinstance(order, DecodeError) else None,
         }
 
 

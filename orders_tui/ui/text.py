@@ -1,19 +1,13 @@
 """Untrusted text (product names, keys, headers) shown literally: never as Rich markup,
-never as terminal control sequences."""
+never as terminal control sequences, never reordered or hidden by invisible characters."""
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 
-# C0 and C1 control characters and DEL: an ESC among them would start a terminal escape
-# sequence. Each is shown as a visible \\xNN instead.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from orders_tui.visible import visible
 
-
-def visible(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+__all__ = ["literal", "visible"]
 
 
 def literal(text: str, style: str = "") -> Text:
