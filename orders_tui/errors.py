@@ -17,10 +17,10 @@ class UserError(Exception):
 class BrokerUnreachable(UserError):
     exit_code = 1
 
-    def __init__(self, bootstrap: str, detail: str = "") -> None:
+    def __init__(self, bootstrap: str, detail: str = "", hint: str = LOCAL_BROKER_HINT) -> None:
         self.bootstrap = bootstrap
         why = f" ({detail})" if detail else ""
-        super().__init__(f"cannot reach Kafka at {bootstrap}{why}: {LOCAL_BROKER_HINT}")
+        super().__init__(f"cannot reach Kafka at {bootstrap}{why}: {hint}")
 
 
 class KafkaRefused(UserError):

@@ -30,11 +30,12 @@ def _port_free(port: int) -> bool:
 
 
 def _free_port_pair() -> int:
+    """A port whose next two are free too: the broker, its controller, its SASL listener."""
     for _ in range(100):
         port = random.randrange(20000, 40000)
-        if _port_free(port) and _port_free(port + 1):
+        if all(_port_free(port + i) for i in range(3)):
             return port
-    raise RuntimeError("no two free neighbouring ports on 127.0.0.1")
+    raise RuntimeError("no three free neighbouring ports on 127.0.0.1")
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +70,19 @@ def settings(bootstrap: str) -> KafkaSettings:
 @pytest.fixture
 def group() -> str:
     return f"test-group-{uuid.uuid4().hex[:8]}"
+
+
+SASL_USER, SASL_PASSWORD = "alice", "alice-secret"  # scripts/kafka-local's SASL listener
+
+
+@pytest.fixture(scope="session")
+def sasl_bootstrap(bootstrap: str) -> str:
+    """The SASL/PLAIN listener scripts/kafka-local runs next to the broker (port + 2)."""
+    host, _, port = bootstrap.rpartition(":")
+    address = f"{host}:{int(port) + 2}"
+    with socket.socket() as s:
+        s.settimeout(2)
+        if s.connect_ex((host, int(port) + 2)) != 0:
+            pytest.skip(f"no SASL listener at {address}: the broker was not started by "
+                        "scripts/kafka-local")  # fmt: skip
+    return address

@@ -95,11 +95,23 @@ class KafkaSettings:
         for path in properties_files:
             merged.update(read_properties_file(path))
         merged.update(parse_property(p) for p in properties)
+        # -X bootstrap.servers wins over -b, as every property wins over our defaults:
+        # messages name the address actually used.
+        bootstrap_servers = merged.pop("bootstrap.servers", bootstrap_servers).strip()
+        if not bootstrap_servers:
+            raise UserError(
+                "no broker address: -b (or -X bootstrap.servers) is empty; give the brokers "
+                f"as HOST:PORT[,HOST:PORT...], e.g. -b {DEFAULT_BOOTSTRAP}"
+            )
         if not topic or not dlq_topic:
             raise UserError("--topic and --dlq-topic cannot be empty")
         if topic == dlq_topic:
             raise UserError(f"--topic and --dlq-topic are both {topic!r}: they must differ")
         return cls(bootstrap_servers, topic, dlq_topic, merged)
+
+    def effective(self, name: str) -> str:
+        """A librdkafka property as set by -F or -X, or ""."""
+        return self.properties.get(name, "")
 
     def redact(self, text: str) -> str:
         """`text` with the value of every credential property replaced by ***: for a

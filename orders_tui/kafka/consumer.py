@@ -41,6 +41,7 @@ from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import OK, FailureRules, Outcome, Verdict
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import KafkaRefused, UserError
+from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client
 from orders_tui.kafka.delivery import (
     COMMIT_EVERY,
@@ -349,6 +350,12 @@ class Pipeline:
                 return
             except KafkaException as exc:
                 error = exc.args[0]
+                if is_authorization_failure(error):
+                    raise KafkaRefused(
+                        not_authorized_text(self.settings, error, "Write",
+                                            self._delivery.transactional_id)
+                        + "; or run with --at-least-once"
+                    ) from None  # fmt: skip
                 if error.fatal() or not error.retriable():
                     raise KafkaRefused(
                         f"cannot start a transaction ({error.str()}): the cluster must allow "
@@ -1021,7 +1028,17 @@ class Pipeline:
             return
         if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise UserError(f"a topic the pipeline reads is gone: {error.str()}")
-        self._notice(f"consumer error: {error.str()}", error=True)
+        if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            self._refuse(KafkaRefused(
+                not_authorized_text(self.settings, error, "Read", self.config.group)
+            ))  # fmt: skip
+            return
+        if is_authorization_failure(error):
+            self._refuse(KafkaRefused(
+                not_authorized_text(self.settings, error, "Read", ", ".join(self.topics))
+            ))  # fmt: skip
+            return
+        self._report("consumer", f"consumer error: {error.str()}", error=True)
 
     def _report(self, kind: str, text: str, error: bool = False) -> bool:
         """A line for whoever watches (stderr headless, a notice in the dashboard), at

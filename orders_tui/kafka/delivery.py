@@ -140,6 +140,7 @@ class Transactional(Delivery):
         on_error: Callable[[KafkaError], None],
         interrupt: threading.Event,
     ) -> None:
+        self.transactional_id = transactional_id
         super().__init__(
             make_producer(
                 settings,

@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, WireFormat, encode
 from orders_tui.domain.order import Order, OrderFactory
+from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.config import KafkaSettings, make_client
 
 PRODUCER_DEFAULTS: dict[str, object] = {
@@ -85,7 +86,12 @@ class OrderProducer:
                 result.delivered += 1
             else:
                 result.failed += 1
-                result.first_error = result.first_error or err.str()
+                if not result.first_error:
+                    result.first_error = (
+                        not_authorized_text(self._settings, err, "Write", topic)
+                        if is_authorization_failure(err)
+                        else err.str()
+                    )
 
         producer = self._producer
         topic = self._settings.topic

@@ -8,12 +8,22 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from orders_tui.errors import BrokerUnreachable, UserError
+from orders_tui.kafka.access import (
+    authentication_failed,
+    is_authentication_failure,
+    is_authorization_failure,
+    not_authorized,
+)
 from orders_tui.kafka.config import KafkaSettings, make_client
 
 DEFAULT_PARTITIONS = 3
 # A broker that refuses connections is reported after this long; one that accepts but
 # does not answer, after the full timeout.
 REFUSED_GRACE_SECONDS = 2.0
+TLS_HINT = (
+    "check that security.protocol matches the listener (SSL or SASL_SSL for TLS, PLAINTEXT "
+    "or SASL_PLAINTEXT without) and, for TLS, ssl.ca.location (set them with -X or -F)"
+)
 
 
 def admin_client(settings: KafkaSettings) -> tuple[AdminClient, list[KafkaError]]:
@@ -25,12 +35,15 @@ def admin_client(settings: KafkaSettings) -> tuple[AdminClient, list[KafkaError]
 def cluster_metadata(settings: KafkaSettings, timeout: float = 10.0) -> ClusterMetadata:
     """Metadata of the cluster, or BrokerUnreachable within `timeout` seconds."""
     admin, errors = admin_client(settings)
-    return wait_for_metadata(admin, errors, settings.bootstrap_servers, timeout)
+    return wait_for_metadata(admin, errors, settings, timeout)
 
 
 def wait_for_metadata(
-    admin: AdminClient, errors: list[KafkaError], bootstrap: str, timeout: float
+    admin: AdminClient, errors: list[KafkaError], settings: KafkaSettings, timeout: float
 ) -> ClusterMetadata:
+    """Cluster metadata; a failed login is AccessDenied at once, no answer within
+    `timeout` (or refused connections for REFUSED_GRACE_SECONDS) BrokerUnreachable."""
+    bootstrap = settings.bootstrap_servers
     start = time.monotonic()
     deadline = start + timeout
     last_error = ""
@@ -40,6 +53,9 @@ def wait_for_metadata(
         except KafkaException as exc:
             last_error = exc.args[0].str()
         admin.poll(0)
+        refused_login = next((e for e in errors if is_authentication_failure(e)), None)
+        if refused_login is not None:
+            raise authentication_failed(settings, refused_login)
         fatal = [e for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN and e.fatal()]
         if fatal:
             raise BrokerUnreachable(bootstrap, fatal[0].str())
@@ -47,6 +63,8 @@ def wait_for_metadata(
         now = time.monotonic()
         if now >= deadline or (all_down and now - start >= REFUSED_GRACE_SECONDS):
             detail = errors[-1].str() if errors else last_error
+            if "SSL handshake failed" in detail:
+                raise BrokerUnreachable(bootstrap, detail, TLS_HINT)
             raise BrokerUnreachable(bootstrap, detail)
 
 
@@ -59,8 +77,14 @@ def ensure_topics(
 ) -> ClusterMetadata:
     """Create the topics that do not exist yet; returns fresh cluster metadata."""
     admin, errors = admin_client(settings)
-    metadata = wait_for_metadata(admin, errors, settings.bootstrap_servers, timeout)
+    metadata = wait_for_metadata(admin, errors, settings, timeout)
     missing = [t for t in topics if t not in metadata.topics]
+    for topic in missing:
+        # A listing of all topics leaves out those we may not describe; asked by name,
+        # the broker says so.
+        found = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        if found is not None and found.error is not None and is_authorization_failure(found.error):
+            raise not_authorized(settings, found.error, "Describe", topic)
     if not missing:
         return metadata
     futures = admin.create_topics(
@@ -73,6 +97,8 @@ def ensure_topics(
             future.result()
         except KafkaException as exc:
             error = exc.args[0]
+            if is_authorization_failure(error):
+                raise not_authorized(settings, error, "Create", topic) from None
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # created by someone else
                 raise UserError(f"cannot create topic {topic!r}: {error.str()}") from None
     # Metadata can lag creation by a moment; wait until every topic has its leaders.
