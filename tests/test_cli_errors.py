@@ -147,3 +147,20 @@ def test_non_finite_rate_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["produce", "-b", "127.0.0.1:1", "--rate", "inf"])
     assert "argument --rate: expected a finite number, got 'inf'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["-b", ""], ["-b", " "], ["-X", "bootstrap.servers="]])
+def test_an_empty_broker_address_is_refused_saying_so(flags, capsys):
+    from orders_tui.cli import main
+
+    assert main(["produce", *flags]) == 2
+    assert capsys.readouterr().err.startswith(
+        "orders-tui: no broker address: -b (or -X bootstrap.servers) is empty"
+    )
+
+
+def test_the_unreachable_address_named_is_the_one_used():
+    address = f"127.0.0.1:{_free_port_pair()}"
+    result = run_cli("produce", "-b", "127.0.0.1:9", "-X", f"bootstrap.servers={address}")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"orders-tui: cannot reach Kafka at {address} (")
