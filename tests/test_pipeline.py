@@ -445,3 +445,30 @@ def test_records_of_other_schemas_are_dead_lettered_naming_the_schema_never_misr
     # The 20 orders written under id 7 all decoded: none is a deserialization letter.
     assert sum(1 for m in dlq if DlqEntry.from_message(m).error_type == "deserialization") == 3
     assert len(records) == 20 + 4
+
+
+def test_an_outcome_log_that_fails_stops_commits_so_no_outcome_is_lost(settings, group):
+    """--outcomes to a pipe that closes or a disk that fills: the orders whose lines
+    were not written are not committed, and the next run logs them."""
+    produce_orders(settings, 2000, seed=11)
+    written: list[Finished] = []
+    calls = 0
+
+    def fails_on_the_third_write(finished: list[Finished]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls >= 3:
+            raise OSError(28, "No space left on device")
+        written.extend(finished)
+
+    pipeline = Pipeline(settings, EngineConfig(group=group, backoff=FAST_RETRIES),
+                        on_finished=fails_on_the_third_write)  # fmt: skip
+    with pytest.raises(OSError, match="No space left"):
+        pipeline.run(idle_exit=1.5)
+    assert 0 < len(written) < 2000
+    _, second = run_pipeline(settings, group)
+    logged = [(f.partition, f.offset) for f in written + second]
+    source = read_all(settings.bootstrap_servers, settings.topic, 2000)
+    assert set(logged) == {(m.partition(), m.offset()) for m in source}
+    # What was logged was committed with it: nothing is logged twice.
+    assert len(logged) == len(set(logged)) == 2000

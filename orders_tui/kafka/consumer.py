@@ -220,6 +220,7 @@ class Pipeline:
         self._letters_logged = 0  # of those, already in the outcome log
         self._last_checkpoint = 0.0
         self._finished: list[Finished] = []
+        self._outcome_log_failed = False
         self._rng = random.Random()
         self._consumer: Consumer | None = None
         self._delivery: Delivery | None = None
@@ -627,6 +628,8 @@ class Pipeline:
         self._last_checkpoint = time.monotonic()
         if self._fatal is not None or self._consumer is None or self._producer_broken:
             return False
+        if self._outcome_log_failed:
+            return False
         delivery = self._delivery
         if delivery.exactly_once and self._down_since is not None:
             return False  # a coordinator request now could block for good (see delivery)
@@ -688,8 +691,14 @@ class Pipeline:
 
     def _write_outcomes(self) -> None:
         if self._finished:
-            finished, self._finished = self._finished, []
-            self.on_finished(finished)
+            try:
+                self.on_finished(self._finished)
+            except BaseException:
+                # A closed pipe, a full disk: nothing is committed from now on, so the
+                # orders not logged come again in the next run.
+                self._outcome_log_failed = True
+                raise
+            self._finished = []
 
     def _count_and_show(self, letters: list[_Letter]) -> None:
         """Dead letters are counted and shown once durable."""
