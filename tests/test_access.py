@@ -128,3 +128,12 @@ def test_a_transactional_id_we_may_not_use_names_the_acl_and_the_way_out(sasl_bo
     assert result.returncode == 1
     assert f"not authorized to write transactional id 'orders-tui-{names['txgroup']}-" in last
     assert "--transactional-id" in last and last.endswith("or run with --at-least-once")
+
+
+def test_the_verbose_librdkafka_log_never_shows_the_password(sasl_bootstrap):
+    secret = "alice-secret-not-in-logs"
+    result = cli(sasl_bootstrap, "-v", "-X", "debug=conf,security", "produce", "-n", "1",
+                 password=secret)  # fmt: skip
+    assert result.returncode == 1
+    assert "SASL authentication error" in result.stderr  # the log was on
+    assert secret not in result.stderr
