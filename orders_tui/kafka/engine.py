@@ -87,6 +87,7 @@ class Engine:
         self.lag: dict[int, int] = {}
         self.connected = False
         self.streaming = False
+        self.stream_waiting = False
         self.produced = 0
         self._commands: queue.Queue[tuple[str, object]] = queue.Queue()
         self._stop = threading.Event()
@@ -191,11 +192,16 @@ class Engine:
             self.events.put(Notice(f"pipeline stopped: {exc}", error=True))
 
     def _run_producer(self) -> None:
+        """Batches (`p`) and the stream (`P`), never waiting on the broker: orders are
+        handed to the client, `produced` counts what it delivered, failures become a
+        notice. While Kafka is unreachable the stream waits (`stream_waiting`) instead
+        of queueing orders that could only time out; once it is back the stream resumes
+        at its rate from then, without a burst for the time it missed."""
         producer: OrderProducer | None = None  # made on first use: Faker loads slowly
         replayer = make_producer(self.settings)
         streaming = False
-        stream_started = time.monotonic()
-        stream_sent = 0
+        stream_started, stream_sent = time.monotonic(), 0
+        failures_shown = 0
         while not self._stop.is_set():
             try:
                 command, arg = self._commands.get(timeout=POLL)
@@ -204,26 +210,39 @@ class Engine:
             if command in ("batch", "stream") and producer is None:
                 producer = OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
             if command == "batch":
-                result = producer.produce(int(arg), stop=self._stop)
-                self.produced += result.delivered
-                if result.failed:
-                    self.events.put(Notice(f"{result.failed} orders not delivered: "
-                                           f"{result.first_error}", error=True))  # fmt: skip
+                producer.send(int(arg))
             elif command == "stream":
                 streaming = bool(arg)
                 stream_started, stream_sent = time.monotonic(), 0
                 self.events.put(Notice("streaming orders" if streaming else "stream stopped"))
             elif command == "replay":
                 self._replay(replayer, arg)
-            if streaming:
-                # Send what the rate allows since the stream started, in small steps so
-                # commands stay responsive.
-                due = int((time.monotonic() - stream_started) * self.rate) - stream_sent
+            if streaming and not self.connected:
+                if not self.stream_waiting:
+                    self.stream_waiting = True
+                    self.events.put(Notice("stream waiting: Kafka is unreachable", error=True))
+            elif streaming:
+                if self.stream_waiting:
+                    self.stream_waiting = False
+                    stream_started, stream_sent = time.monotonic(), 0
+                    self.events.put(Notice("Kafka is back: streaming orders again"))
+                due = int((time.monotonic() - stream_started) * self.rate) + 1 - stream_sent
                 if due > 0:
-                    result = producer.produce(min(due, max(1, int(self.rate / 10))))
-                    stream_sent += result.delivered + result.failed
-                    self.produced += result.delivered
+                    stream_sent += len(producer.send(due))
+            else:
+                self.stream_waiting = False
+            if producer is not None:
+                producer.poll(0)
+                self.produced = producer.delivered
+                if producer.failed > failures_shown:
+                    self.events.put(Notice(
+                        f"{producer.failed - failures_shown} orders not delivered: "
+                        f"{producer.first_error}", error=True
+                    ))  # fmt: skip
+                    failures_shown = producer.failed
             replayer.poll(0)
+        if producer is not None:
+            producer.flush(1.0)
         replayer.flush(1.0)
 
     def _replay(self, replayer: Producer, entry: DlqEntry) -> None:

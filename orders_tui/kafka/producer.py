@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, WireFormat, encode
-from orders_tui.domain.order import Order, OrderFactory
+from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, WireFormat, encode_many
+from orders_tui.domain.order import CHUNK, Order, OrderFactory
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.config import KafkaSettings, make_client
 
@@ -49,8 +49,11 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> Producer:
 class OrderProducer:
     """Sends orders to `settings.topic`: key = orderId, value = Avro in `wire_format`.
 
-    One instance is used from one thread; `produce` blocks until every delivery report
-    is in (or `stop` is set and the queue is flushed).
+    Delivery is counted without a Python call per order: the client reports failures
+    only (`delivery.report.only.error`), and what was sent, did not fail and is no longer
+    in the client's queue was delivered. A callback per order cost ~2 us of the ~5 us an
+    order takes. One instance is used from one thread; `produce` returns when every
+    order sent is delivered or failed.
     """
 
     def __init__(
@@ -65,8 +68,71 @@ class OrderProducer:
         self._wire_format = wire_format
         self._schema_id = schema_id
         self._factory = OrderFactory(seed)
-        self._producer = make_producer(settings)
         self._on_order = on_order
+        self._sent = 0
+        self._failed = 0
+        self._first_error = ""
+        self._producer = make_producer(
+            settings, on_delivery=self._on_failure, **{"delivery.report.only.error": True}
+        )
+
+    def _on_failure(self, error: KafkaError, _msg: Message) -> None:
+        self._failed += 1
+        if not self._first_error:
+            self._first_error = (
+                not_authorized_text(self._settings, error, "Write", self._settings.topic)
+                if is_authorization_failure(error)
+                else error.str()
+            )
+
+    @property
+    def in_flight(self) -> int:
+        """Orders sent and not yet delivered or failed."""
+        return len(self._producer)
+
+    @property
+    def failed(self) -> int:
+        return self._failed
+
+    @property
+    def delivered(self) -> int:
+        """Orders delivered so far: sent, not failed, no longer in the client's queue."""
+        return self._sent - self._failed - len(self._producer)
+
+    @property
+    def first_error(self) -> str:
+        return self._first_error
+
+    def send(self, count: int) -> list[Order]:
+        """Make `count` orders and hand them to the client, without waiting for the
+        broker; `poll` serves failure reports, `delivered` counts what arrived."""
+        orders = self._factory.batch(count)
+        values = encode_many(orders, self._wire_format, self._schema_id)
+        producer, topic = self._producer, self._settings.topic
+        produce = producer.produce
+        for order, value in zip(orders, values, strict=True):
+            try:
+                produce(topic, value, order[0])
+            except BufferError:  # the client's queue is full: let it drain, then retry
+                while True:
+                    producer.poll(0.05)
+                    try:
+                        produce(topic, value, order[0])
+                        break
+                    except BufferError:
+                        continue
+        self._sent += count
+        if self._on_order is not None:
+            for order in orders:
+                self._on_order(order)
+        return orders
+
+    def poll(self, timeout: float = 0.0) -> None:
+        self._producer.poll(timeout)
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to `timeout` for what is in flight; returns how many still are."""
+        return self._producer.flush(timeout)
 
     def produce(
         self,
@@ -75,57 +141,44 @@ class OrderProducer:
         progress: Callable[[int, int], None] | None = None,
         stop: threading.Event | None = None,
     ) -> ProduceResult:
-        """Produce `count` orders, at most `rate` a second if given.
+        """Produce `count` orders, `rate` a second if given, and wait until each is
+        delivered or failed. With a rate the schedule is kept from the start: a late
+        order goes at once, so the average holds whether or not reports arrive.
 
         progress(delivered, failed) is called about every 0.1 s and at the end.
         """
-        result = ProduceResult()
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                result.delivered += 1
-            else:
-                result.failed += 1
-                if not result.first_error:
-                    result.first_error = (
-                        not_authorized_text(self._settings, err, "Write", topic)
-                        if is_authorization_failure(err)
-                        else err.str()
-                    )
-
         producer = self._producer
-        topic = self._settings.topic
-        factory, wire_format, on_order = self._factory, self._wire_format, self._on_order
-        schema_id = self._schema_id
+        sent_before, failed_before = self._sent, self._failed
+        self._first_error = ""
         start = time.perf_counter()
         next_progress = start + PROGRESS_EVERY
-        for i in range(count):
-            if stop is not None and stop.is_set():
-                break
+
+        def counts() -> tuple[int, int]:
+            failed = self._failed - failed_before
+            return self._sent - sent_before - failed - len(producer), failed
+
+        def sent() -> int:
+            return self._sent - sent_before
+
+        # Chunks keep the per-order loop tight; with a rate they are what is due now.
+        while sent() < count and not (stop is not None and stop.is_set()):
             if rate:
-                wait = start + i / rate - time.perf_counter()
-                if wait > 0:
-                    producer.poll(wait)
-            order = factory()
-            value = encode(order, wire_format, schema_id)
-            while True:
-                try:
-                    producer.produce(topic, value, order.orderId, on_delivery=on_delivery)
-                    break
-                except BufferError:  # local queue full: serve delivery reports, then retry
-                    producer.poll(0.05)
-            if on_order is not None:
-                on_order(order)
-            if progress is not None and (rate or (i & 255) == 0):
-                now = time.perf_counter()
-                if now >= next_progress:
-                    producer.poll(0)
-                    progress(result.delivered, result.failed)
-                    next_progress = now + PROGRESS_EVERY
+                due = min(count, int((time.perf_counter() - start) * rate) + 1) - sent()
+                if due <= 0:
+                    producer.poll(max(0.0, start + sent() / rate - time.perf_counter()))
+                    continue
+                self.send(min(due, CHUNK))
+            else:
+                self.send(min(count - sent(), CHUNK))
+            producer.poll(0)  # failure reports
+            if progress is not None and time.perf_counter() >= next_progress:
+                progress(*counts())
+                next_progress = time.perf_counter() + PROGRESS_EVERY
         while producer.flush(PROGRESS_EVERY) > 0:
             if progress is not None:
-                progress(result.delivered, result.failed)
-        result.seconds = time.perf_counter() - start
+                progress(*counts())
+        delivered, failed = counts()
+        result = ProduceResult(delivered, failed, time.perf_counter() - start, self._first_error)
         if progress is not None:
-            progress(result.delivered, result.failed)
+            progress(delivered, failed)
         return result

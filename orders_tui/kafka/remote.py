@@ -34,6 +34,7 @@ class Snapshot:
     lag: dict[int, int]
     pipeline_paused: bool
     streaming: bool
+    stream_waiting: bool
     produced: int
     connected: bool = False
 
@@ -61,6 +62,7 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
                         dict(engine.lag),
                         engine.pipeline_paused,
                         engine.streaming,
+                        engine.stream_waiting,
                         engine.produced,
                         engine.connected,
                     )
@@ -100,6 +102,7 @@ class EngineProcess:
         self.paused = False  # requested
         self.pipeline_paused = False  # in effect
         self.streaming = False
+        self.stream_waiting = False
         self.produced = 0
         self._conn: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -141,6 +144,7 @@ class EngineProcess:
             self.stats, self.lag = snapshot.stats, snapshot.lag
             self.pipeline_paused = snapshot.pipeline_paused
             self.streaming, self.produced = snapshot.streaming, snapshot.produced
+            self.stream_waiting = snapshot.stream_waiting
             self.connected = snapshot.connected
 
     def _send(self, command: str, arg: object = None) -> None:

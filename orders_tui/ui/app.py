@@ -72,6 +72,7 @@ class OrdersApp(App[None]):
         self.status = Static(id="status")
         self.banner = Static(id="banner")
         self._ticks = 0
+        self._stream_shown = (False, False)  # (streaming, waiting) as the header says
         self.status_detail = ""
         self.connected: bool | None = None  # None until the engine first reports
 
@@ -123,11 +124,13 @@ class OrdersApp(App[None]):
                 pane.flush()
         if self._ticks % AGGREGATES_EVERY == 0 or not events:
             self.aggregates.show(self.engine.stats, self.engine.lag, self.clock())
-        if status_changed:
+        stream = (self.engine.streaming, self.engine.stream_waiting)
+        if status_changed or stream != self._stream_shown:
             self.refresh_status()
 
     def refresh_status(self) -> None:
         engine, settings = self.engine, self.engine.settings
+        self._stream_shown = (engine.streaming, engine.stream_waiting)
         line = Text()
         line.append("Kafka ", style="bold")
         line.append_text(literal(settings.bootstrap_servers))
@@ -142,7 +145,9 @@ class OrdersApp(App[None]):
             line.append("PAUSED", style="bold black on yellow")
         else:
             line.append("RUNNING", style="bold green")
-        if engine.streaming:  # before the names, which may be long and get cut
+        if engine.streaming and engine.stream_waiting:  # before the names, which may be cut
+            line.append("   stream waiting for Kafka", style="bold yellow")
+        elif engine.streaming:
             line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
         line.append("   group ")
         line.append_text(literal(engine.config.group, "bold"))
