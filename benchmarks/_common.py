@@ -11,7 +11,10 @@ from orders_tui.kafka.topics import ensure_topics
 
 
 def parse_args(
-    description: str, default_count: int = 200_000, rounds: int | None = None
+    description: str,
+    default_count: int = 200_000,
+    rounds: int | None = None,
+    extra: list[tuple[str, dict]] = (),
 ) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -25,6 +28,8 @@ def parse_args(
         parser.add_argument(
             "--rounds", type=int, default=rounds, help="interleaved runs; medians are shown"
         )
+    for flag, options in extra:
+        parser.add_argument(flag, **options)
     return parser.parse_args()
 
 
