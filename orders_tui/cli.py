@@ -22,9 +22,7 @@ from orders_tui.kafka.config import (
 )
 
 if TYPE_CHECKING:
-    from orders_tui.domain.codec import Decoder
     from orders_tui.kafka.consumer import EngineConfig
-    from orders_tui.kafka.dlq import DlqEntry
     from orders_tui.kafka.producer import OrderProducer, ProduceResult
 
 PROG = "orders-tui"
@@ -68,7 +66,9 @@ def _schema_id(text: str) -> int:
     return value
 
 
-def _add_schema_id_flag(parser: argparse._ActionsContainer, written: bool) -> None:
+def _add_schema_id_flag(
+    parser: argparse._ActionsContainer, written: bool, suppress: bool = False
+) -> None:
     from orders_tui.domain.codec import DEFAULT_SCHEMA_ID
 
     what = (
@@ -81,7 +81,9 @@ def _add_schema_id_flag(parser: argparse._ActionsContainer, written: bool) -> No
         "--schema-id",
         type=_schema_id,
         # A string default goes through `type`, so a bad env value is reported like a flag.
-        default=os.environ.get("ORDERS_TUI_SCHEMA_ID") or str(DEFAULT_SCHEMA_ID),
+        default=argparse.SUPPRESS
+        if suppress
+        else os.environ.get("ORDERS_TUI_SCHEMA_ID") or str(DEFAULT_SCHEMA_ID),
         metavar="ID",
         help=f"{what} (env ORDERS_TUI_SCHEMA_ID; default {DEFAULT_SCHEMA_ID})",
     )
@@ -466,67 +468,77 @@ def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
 
 def _add_dlq(sub: argparse._SubParsersAction) -> None:
+    from orders_tui import dlq_commands
+
+    where_help = (
+        "only entries this filter picks, e.g. 'type=permanent price>1200' or "
+        "'reason~timeout or header.source=fuzzer' (syntax: README, 'The DLQ workbench')"
+    )
     p = sub.add_parser(
         "dlq",
-        help="print the dead-letter queue",
+        help="print, triage and redrive the dead-letter queue",
         description="Read the DLQ topic from the beginning, without joining a group or "
-        "committing. One entry a line: coordinates, decoded headers, the decoded order "
-        "(hex when the value does not decode).",
+        "committing. One entry a line: coordinates, key, the decoded order (hex when the "
+        "value does not decode), every header. `dlq triage` counts, `dlq replay` redrives.",
     )
+    p.add_argument("--where", metavar="FILTER", help=where_help)
     p.add_argument("--limit", type=_count, metavar="N", help="at most N entries")
-    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--json", action="store_true", help="one JSON object a line (lossless)")
     _add_schema_id_flag(p, written=False)
-    p.set_defaults(run=_run_dlq)
+    p.set_defaults(run=dlq_commands.run_list)
     _add_connection_flags(p, top_level=False)
+    actions = p.add_subparsers(title="dlq commands", metavar="ACTION")
 
-
-def _run_dlq(args: argparse.Namespace, settings: KafkaSettings) -> int:
-    from orders_tui.domain.codec import Decoder
-    from orders_tui.kafka.dlq import dlq_reader, read_dlq
-    from orders_tui.kafka.topics import cluster_metadata
-
-    metadata = cluster_metadata(settings)
-    if settings.dlq_topic not in metadata.topics:
-        raise UserError(f"topic {settings.dlq_topic!r} does not exist (nothing dead-lettered yet?)")
-    decoder = Decoder([args.schema_id])
-    consumer = dlq_reader(settings)
-    try:
-        for entry in read_dlq(consumer, settings.dlq_topic, args.limit):
-            if args.json:
-                print(json_output.dumps(entry.to_json(decoder)))
-            else:
-                print(format_dlq_line(entry, decoder))
-    finally:
-        consumer.close()
-    return 0
-
-
-def format_dlq_line(entry: DlqEntry, decoder: Decoder | None = None) -> str:
-    """One entry on a line, every field from the record escaped (`visible`): text
-    values quoted, bytes that are not UTF-8 as 0x..., an absent key or value as null."""
-    from orders_tui.domain.codec import decode
-    from orders_tui.domain.order import Order
-    from orders_tui.visible import visible
-
-    def shown(value: bytes | None) -> str:
-        if value is None:
-            return "null"
-        try:
-            return "'" + visible(value.decode("utf-8")).replace("'", "\\'") + "'"
-        except UnicodeDecodeError:
-            return "0x" + value.hex()
-
-    order = entry.decoded(decoder or decode)
-    body = (
-        f"order {shown(order.orderId.encode())} {shown(order.product.encode())} {order.price:.2f}"
-        if isinstance(order, Order)
-        else "undecodable value " + ("null" if entry.value is None else f"0x{entry.value.hex()}")
+    triage = actions.add_parser(
+        "triage",
+        help="count the DLQ by type, reason, original partition and over time",
+        description="Read the whole DLQ (or what --where picks) and count it: by error "
+        "type and by reason (numbers folded into #), with first and last seen, by original "
+        "partition, and over time.",
     )
-    headers = " ".join(f"{visible(name)}={shown(value)}" for name, value in entry.headers)
-    return (
-        f"{visible(entry.topic)}[{entry.partition}]@{entry.offset} key={shown(entry.key)} "
-        f"{body} {headers}"
+    # A flag given before the action (`dlq --where X triage`) is kept: the action's own
+    # copies of the flags have no default to overwrite it with.
+    triage.add_argument("--where", metavar="FILTER", help=where_help, default=argparse.SUPPRESS)
+    triage.add_argument(
+        "--json", action="store_true", help="print one JSON object", default=argparse.SUPPRESS
     )
+    _add_schema_id_flag(triage, written=False, suppress=True)
+    triage.set_defaults(run=dlq_commands.run_triage)
+    _add_connection_flags(triage, top_level=False)
+
+    replay = actions.add_parser(
+        "replay",
+        help="redrive DLQ entries to their original topics, once each, resumably",
+        description="Send the entries --where picks back to the topic named in their "
+        "original-topic header (orders-tui, Spring Kafka, Kafka Connect and Kafka Streams "
+        "headers are read), byte for byte, with replay_count and redrive_id headers. "
+        "Transactional and resumable: run the same command again after a crash or ^C.",
+    )
+    replay.add_argument("--where", metavar="FILTER", help=where_help, default=argparse.SUPPRESS)
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count what would be sent, and to which topics; send nothing",
+    )
+    replay.add_argument("--rate", type=_per_second, help="records per second (default unlimited)")
+    replay.add_argument(
+        "--max-replays",
+        type=_count,
+        default=3,
+        help="skip entries already replayed this often (default 3)",
+    )
+    replay.add_argument(
+        "--name",
+        metavar="NAME",
+        help="the redrive's name, which resuming uses (default: made from the "
+        "DLQ topic and --where, so the same command resumes)",
+    )
+    replay.add_argument(
+        "--json", action="store_true", help="print the summary as JSON", default=argparse.SUPPRESS
+    )
+    _add_schema_id_flag(replay, written=False, suppress=True)
+    replay.set_defaults(run=dlq_commands.run_replay)
+    _add_connection_flags(replay, top_level=False)  # fmt: skip
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [

@@ -12,21 +12,26 @@ then adds these, each a UTF-8 string so any Kafka tool prints them:
     consumer_group      the group that gave up on it
 
 A replayed record (see `replay_headers`) also carries `replay_count`,
-`replayed_from_partition` and `replayed_from_offset` (its DLQ coordinates).
+`replayed_from_partition` and `replayed_from_offset` (its DLQ coordinates), and
+`redrive_id` when a bulk redrive sent it.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from orders_tui.domain.codec import DecodeError, Decoder, decode
+from orders_tui.domain.failure import FAILURE_HEADER_PREFIXES, Failure, read_failure, text
 from orders_tui.domain.order import Order
+from orders_tui.errors import UserError
 from orders_tui.json_output import bytes_json
 from orders_tui.kafka.config import KafkaSettings, make_client
 
@@ -51,6 +56,7 @@ CONSUMER_GROUP = "consumer_group"
 REPLAY_COUNT = "replay_count"
 REPLAYED_FROM_OFFSET = "replayed_from_offset"
 REPLAYED_FROM_PARTITION = "replayed_from_partition"
+REDRIVE_ID = "redrive_id"
 
 FAILURE_HEADERS = (
     ERROR_REASON,
@@ -109,31 +115,33 @@ class FailureHeaders:
         return own + failure if own else failure
 
 
-def replay_headers(entry: DlqEntry) -> Headers:
+def replay_headers(entry: DlqEntry, redrive: str = "") -> Headers:
     """Headers for sending a DLQ entry back to its original topic: the source's own
-    headers (the failure's are dropped, it is a fresh attempt), then `replay_count` and
-    `replayed_from_offset`. Should it fail again, its next DLQ record carries them on."""
-    dropped = {*FAILURE_HEADERS, REPLAY_COUNT, REPLAYED_FROM_OFFSET, REPLAYED_FROM_PARTITION}
-    headers: Headers = [(k, v) for k, v in entry.headers if k not in dropped]
+    headers (the failure's are dropped, in any convention: it is a fresh attempt), then
+    `replay_count`, `replayed_from_partition`, `replayed_from_offset` and, for a bulk
+    redrive, `redrive_id`. Should it fail again, its next DLQ record carries them on."""
+    dropped = {*FAILURE_HEADERS, REPLAY_COUNT, REPLAYED_FROM_OFFSET, REPLAYED_FROM_PARTITION,
+               REDRIVE_ID}  # fmt: skip
+    headers: Headers = [
+        (k, v)
+        for k, v in entry.headers
+        if k not in dropped and not k.startswith(FAILURE_HEADER_PREFIXES)
+    ]
     headers.append((REPLAY_COUNT, str(entry.replay_count + 1).encode()))
     headers.append((REPLAYED_FROM_PARTITION, str(entry.partition).encode()))
     headers.append((REPLAYED_FROM_OFFSET, str(entry.offset).encode()))
+    if redrive:
+        headers.append((REDRIVE_ID, redrive.encode()))
     return headers
 
 
-def header_text(value: bytes | None) -> str:
-    """A header value as text: UTF-8 when it is, else hex (never raises)."""
-    if value is None:
-        return ""
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return "0x" + value.hex()
+header_text = text  # a header value as text: UTF-8 when it is, else 0x-hex
 
 
 @dataclass(frozen=True)
 class DlqEntry:
-    """One record of the DLQ topic, with its headers decoded."""
+    """One record of the DLQ topic, with its failure read from the headers in any of
+    the conventions `domain.failure` knows."""
 
     topic: str
     partition: int
@@ -142,9 +150,10 @@ class DlqEntry:
     key: bytes | None
     value: bytes | None
     headers: Headers = field(default_factory=list)
+    decoder: Decoder = field(default=decode, compare=False, repr=False)
 
     @classmethod
-    def from_message(cls, msg: Message) -> DlqEntry:
+    def from_message(cls, msg: Message, decoder: Decoder = decode) -> DlqEntry:
         return cls(
             msg.topic(),
             msg.partition(),
@@ -153,6 +162,7 @@ class DlqEntry:
             msg.key(),
             msg.value(),
             list(msg.headers() or []),
+            decoder,
         )
 
     def header(self, name: str, default: str = "") -> str:
@@ -162,36 +172,42 @@ class DlqEntry:
                 return header_text(value)
         return default
 
+    @cached_property
+    def failure(self) -> Failure:
+        return read_failure(self.headers)
+
+    @cached_property
+    def order(self) -> Order | None:
+        """The value decoded, or None when it does not decode."""
+        decoded = self.decoded(self.decoder)
+        return decoded if isinstance(decoded, Order) else None
+
     @property
     def error_type(self) -> str:
-        return self.header(ERROR_TYPE)
+        return self.failure.error_type
 
     @property
     def reason(self) -> str:
-        return self.header(ERROR_REASON)
+        return self.failure.reason
 
     @property
     def original(self) -> tuple[str, int | None, int | None]:
-        return (
-            self.header(ORIGINAL_TOPIC),
-            _int_or_none(self.header(ORIGINAL_PARTITION)),
-            _int_or_none(self.header(ORIGINAL_OFFSET)),
-        )
+        return self.failure.original
 
     @property
     def replay_count(self) -> int:
-        return _int_or_none(self.header(REPLAY_COUNT)) or 0
+        return self.failure.replay_count
 
-    def decoded(self, decoder: Decoder = decode) -> Order | DecodeError:
+    def decoded(self, decoder: Decoder | None = None) -> Order | DecodeError:
         try:
-            return decoder(self.value)
+            return (decoder or self.decoder)(self.value)
         except DecodeError as exc:
             return exc
 
     def decoded_headers(self) -> list[tuple[str, str]]:
         return [(name, header_text(value)) for name, value in self.headers]
 
-    def to_json(self, decoder: Decoder = decode) -> dict[str, object]:
+    def to_json(self, decoder: Decoder | None = None) -> dict[str, object]:
         """The entry, losslessly, for `orders-tui dlq --json` (shape in the README):
         headers as an ordered list (names may repeat), bytes as {"text"} or {"base64"},
         null distinct from empty."""
@@ -207,13 +223,6 @@ class DlqEntry:
             "order": order.to_dict() if isinstance(order, Order) else None,
             "decode_error": str(order) if isinstance(order, DecodeError) else None,
         }
-
-
-def _int_or_none(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
 
 
 def dlq_reader(settings: KafkaSettings, **overrides: object) -> Consumer:
@@ -235,41 +244,73 @@ def dlq_reader(settings: KafkaSettings, **overrides: object) -> Consumer:
     return make_client(Consumer, config)
 
 
-def assign_from_beginning(consumer: Consumer, topic: str, timeout: float = 10.0) -> list[int]:
+@dataclass
+class ScanProgress:
+    """How far a scan is: records read of about `total` (transaction markers count in
+    the total, so it can end a little short of it)."""
+
+    read: int = 0
+    total: int = 0
+
+
+def partitions_of(consumer: Consumer, topic: str, timeout: float = 10.0) -> list[int]:
     metadata = consumer.list_topics(topic, timeout=timeout)
-    topic_meta = metadata.topics.get(topic)
-    if topic_meta is None or topic_meta.error is not None:
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None:
         return []
-    partitions = sorted(topic_meta.partitions)
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    # Offset 0 may be gone to retention; OFFSET_BEGINNING would be the same here, but an
-    # explicit offset lets the reader resume with seek().
-    return partitions
+    return sorted(found.partitions)
 
 
-def read_dlq(
-    consumer: Consumer, topic: str, limit: int | None = None, timeout: float = 10.0
+def scan_dlq(
+    consumer: Consumer,
+    topic: str,
+    start: dict[int, int] | None = None,
+    decoder: Decoder = decode,
+    progress: ScanProgress | None = None,
+    cancel: threading.Event | None = None,
+    timeout: float = 10.0,
 ) -> Iterator[DlqEntry]:
-    """Every entry now on the DLQ topic, in the order the broker returns them (each
-    partition in offset order); stops at the end of every partition, or after `limit`
-    entries."""
-    partitions = assign_from_beginning(consumer, topic, timeout)
-    remaining: set[int] = set(partitions)
-    count = 0
+    """Every entry on the DLQ topic, from `start` (a partition's next offset; default
+    the beginning) to its end as it was when the scan began, each partition in offset
+    order. Entries written meanwhile are left for the next scan, so a scan ends even
+    while the topic grows (a redrive's records may come back to it). `progress` is kept
+    up to date; setting `cancel` ends the scan early."""
+    begin: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for partition in partitions_of(consumer, topic, timeout):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
+        begin[partition] = max(low, (start or {}).get(partition, low))
+        ends[partition] = high
+    remaining = {p for p in begin if begin[p] < ends[p]}
+    if progress is not None:
+        progress.total = sum(ends[p] - begin[p] for p in remaining)
+    if not remaining:
+        return
+    consumer.assign([TopicPartition(topic, p, begin[p]) for p in sorted(remaining)])
     idle_deadline = time.monotonic() + timeout
-    while remaining and (limit is None or count < limit):
-        messages: Sequence[Message] = consumer.consume(500, 0.2)
+    while remaining:
+        if cancel is not None and cancel.is_set():
+            return
+        messages: Sequence[Message] = consumer.consume(1000, 0.2)
         if not messages and time.monotonic() > idle_deadline:
-            break
+            raise UserError(f"reading {topic!r}: no answer from Kafka for {timeout:g} s")
         for msg in messages:
+            partition = msg.partition()
             error = msg.error()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(msg.partition())
+                if error.code() == KafkaError._PARTITION_EOF:  # the readable end (LSO)
+                    remaining.discard(partition)
                     continue
-                raise RuntimeError(error.str())
+                raise UserError(f"reading {topic!r}: {error.str()}")
+            if partition not in remaining:
+                continue
             idle_deadline = time.monotonic() + timeout
-            yield DlqEntry.from_message(msg)
-            count += 1
-            if limit is not None and count >= limit:
-                return
+            offset = msg.offset()
+            if offset >= ends[partition]:
+                remaining.discard(partition)
+                continue
+            if offset + 1 >= ends[partition]:
+                remaining.discard(partition)
+            if progress is not None:
+                progress.read += 1
+            yield DlqEntry.from_message(msg, decoder)

@@ -1,0 +1,135 @@
+"""What a dead-letter record says about its failure, whoever wrote it.
+
+Four conventions are read into the same columns (original coordinates, type, reason):
+
+- orders-tui: `error_type`, `error_reason`, `original_topic`, `original_partition`,
+  `original_offset`, `original_timestamp`, `replay_count` (UTF-8 text; see kafka/dlq).
+- Spring Kafka's DeadLetterPublishingRecoverer: `kafka_dlt-original-topic` (UTF-8),
+  `-partition` (4-byte big-endian int), `-offset` and `-timestamp` (8-byte big-endian
+  long), `kafka_dlt-exception-fqcn`, `-message`, `-cause-fqcn` (UTF-8).
+- Kafka Connect (KIP-298, `errors.deadletterqueue.context.headers.enable`):
+  `__connect.errors.topic`, `.partition`, `.offset`, `.exception.class.name`,
+  `.exception.message`, all UTF-8 text.
+- Kafka Streams (KIP-1034): `__streams.errors.topic`, `.partition`, `.offset`,
+  `.exception`, `.message`, UTF-8 text.
+
+A header that does not parse (a partition of 3 bytes, an offset that is not a number)
+reads as unknown, never as an error: a DLQ is where malformed records end up.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+Headers = Iterable[tuple[str, "bytes | None"]]
+
+
+class Convention(enum.StrEnum):
+    ORDERS_TUI = "orders-tui"
+    SPRING = "spring"
+    CONNECT = "connect"
+    STREAMS = "streams"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    convention: Convention
+    error_type: str  # orders-tui's error_type, or the exception's class for the others
+    reason: str
+    original_topic: str
+    original_partition: int | None
+    original_offset: int | None
+    original_timestamp: int | None  # ms since the epoch
+    replay_count: int
+
+    @property
+    def original(self) -> tuple[str, int | None, int | None]:
+        return self.original_topic, self.original_partition, self.original_offset
+
+
+def text(value: bytes | None) -> str:
+    """A header value as text: UTF-8 when it is, else 0x-hex (never raises)."""
+    if value is None:
+        return ""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "0x" + value.hex()
+
+
+def _decimal(value: bytes | None) -> int | None:
+    try:
+        return int(value.decode("ascii")) if value else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _big_endian(value: bytes | None, size: int) -> int | None:
+    """Spring's binary int (4 bytes) or long (8); text digits are accepted too (a
+    Spring app configured to write strings)."""
+    if value is not None and len(value) == size:
+        return int.from_bytes(value, "big", signed=True)
+    return _decimal(value)
+
+
+SPRING, CONNECT, STREAMS = "kafka_dlt-", "__connect.errors.", "__streams.errors."
+# Header names a redrive drops: the failure's, in every convention. The record's own
+# headers stay.
+FAILURE_HEADER_PREFIXES = (SPRING, CONNECT, STREAMS)
+
+
+def read_failure(headers: Headers) -> Failure:
+    """The failure a DLQ record's headers describe; the last header of a name wins (a
+    replayed record that failed again carries older copies before it)."""
+    last = dict(headers)
+    replays = _decimal(last.get("replay_count")) or 0
+    if "error_type" in last or "original_topic" in last:
+        return Failure(
+            Convention.ORDERS_TUI,
+            text(last.get("error_type")),
+            text(last.get("error_reason")),
+            text(last.get("original_topic")),
+            _decimal(last.get("original_partition")),
+            _decimal(last.get("original_offset")),
+            _decimal(last.get("original_timestamp")),
+            replays,
+        )
+    if SPRING + "original-topic" in last or SPRING + "exception-fqcn" in last:
+        message = text(last.get(SPRING + "exception-message"))
+        cause = text(last.get(SPRING + "exception-cause-fqcn"))
+        return Failure(
+            Convention.SPRING,
+            text(last.get(SPRING + "exception-fqcn")),
+            f"{message} (cause: {cause})" if cause else message,
+            text(last.get(SPRING + "original-topic")),
+            _big_endian(last.get(SPRING + "original-partition"), 4),
+            _big_endian(last.get(SPRING + "original-offset"), 8),
+            _big_endian(last.get(SPRING + "original-timestamp"), 8),
+            replays,
+        )
+    if CONNECT + "topic" in last or CONNECT + "exception.class.name" in last:
+        return Failure(
+            Convention.CONNECT,
+            text(last.get(CONNECT + "exception.class.name")),
+            text(last.get(CONNECT + "exception.message")),
+            text(last.get(CONNECT + "topic")),
+            _decimal(last.get(CONNECT + "partition")),
+            _decimal(last.get(CONNECT + "offset")),
+            None,
+            replays,
+        )
+    if STREAMS + "topic" in last or STREAMS + "exception" in last:
+        return Failure(
+            Convention.STREAMS,
+            text(last.get(STREAMS + "exception")),
+            text(last.get(STREAMS + "message")),
+            text(last.get(STREAMS + "topic")),
+            _decimal(last.get(STREAMS + "partition")),
+            _decimal(last.get(STREAMS + "offset")),
+            None,
+            replays,
+        )
+    return Failure(Convention.UNKNOWN, "", "", "", None, None, None, replays)

@@ -1,0 +1,270 @@
+"""Bulk redrive: send the DLQ entries a filter picks back to their original topics,
+once each, resumably.
+
+A redrive has a name (by default one made from the DLQ topic and the filter). It reads
+the DLQ in consumer group `orders-tui-redrive-<name>` and writes in transactions with
+transactional id `orders-tui-redrive-<name>`: the records it sends and the DLQ offsets
+it has read past commit together, every REDRIVE_BATCH records or COMMIT_EVERY seconds.
+Killed mid-way, the open transaction is aborted when the redrive starts again (its new
+producer fences the old), and it resumes after the last commit: a read_committed
+consumer (the pipeline is one) sees each record once.
+
+Within a redrive an original record (topic, partition, offset) is sent once, however
+often it was dead-lettered; on resume the entries before the last commit are read
+again to learn which were sent. An entry already replayed `max_replays` times is
+skipped, as is one without an original topic, or whose topic does not exist. The DLQ
+is read up to its end when the redrive starts: entries that come back meanwhile are
+left for a later run, which, under the same name, sends only what is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from orders_tui.domain.codec import Decoder, decode
+from orders_tui.domain.dlq_filter import Filter
+from orders_tui.errors import UserError
+from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.dlq import DlqEntry, ScanProgress, partitions_of, replay_headers, scan_dlq
+from orders_tui.kafka.producer import make_producer
+
+REDRIVE_BATCH = 500  # records a transaction
+COMMIT_EVERY = 0.5  # seconds: the longest a transaction stays open
+TRANSACTION_TIMEOUT = 30.0
+
+
+def redrive_name(dlq_topic: str, where: str) -> str:
+    """The default name: the same command resumes (and later sends only what is new)."""
+    return hashlib.sha256(f"{dlq_topic}\0{where}".encode()).hexdigest()[:12]
+
+
+@dataclass
+class RedriveSummary:
+    name: str
+    dry_run: bool
+    matched: int = 0  # entries the filter picked, this run
+    sent: int = 0
+    to_topics: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0  # an original record already sent by this redrive
+    at_max_replays: int = 0
+    no_target: int = 0  # no original topic, or one that does not exist
+    done_before: int = 0  # sent by an earlier, interrupted run of this redrive
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "dry_run": self.dry_run,
+            "matched": self.matched,
+            "sent": self.sent,
+            "to_topics": dict(self.to_topics.most_common()),
+            "skipped_duplicates": self.duplicates,
+            "skipped_at_max_replays": self.at_max_replays,
+            "skipped_no_target": self.no_target,
+            "sent_before_resume": self.done_before,
+            "cancelled": self.cancelled,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _original_key(entry: DlqEntry) -> tuple[object, ...]:
+    topic, partition, offset = entry.original
+    if partition is None or offset is None:
+        return ("dlq", entry.partition, entry.offset)  # cannot tell copies apart: its own
+    return (topic, partition, offset)
+
+
+class Redrive:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        where: Filter,
+        name: str,
+        max_replays: int,
+        rate: float | None = None,
+        dry_run: bool = False,
+        decoder: Decoder = decode,
+        progress: ScanProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.where = where
+        self.summary = RedriveSummary(name, dry_run)
+        self.max_replays = max_replays
+        self.rate = rate
+        self.decoder = decoder
+        self.progress = progress or ScanProgress()
+        self.cancel = cancel or threading.Event()
+        self.group = f"orders-tui-redrive-{name}"
+        self._sent_keys: set[tuple[object, ...]] = set()
+        self._topics: dict[str, bool] = {}
+
+    def run(self) -> RedriveSummary:
+        started = time.monotonic()
+        consumer = self._consumer(self.group)
+        try:
+            resume = self._committed(consumer)
+            if resume:
+                self._learn_what_was_sent(resume)
+            if self.summary.dry_run:
+                self._plan(consumer, resume)
+            else:
+                self._send(consumer, resume)
+        finally:
+            consumer.close()
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    # ---- reading ----
+
+    def _consumer(self, group: str) -> Consumer:
+        return make_client(
+            Consumer,
+            self.settings.client_config(
+                **{
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "isolation.level": "read_committed",
+                }
+            ),
+        )
+
+    def _committed(self, consumer: Consumer) -> dict[int, int]:
+        topic = self.settings.dlq_topic
+        partitions = [TopicPartition(topic, p) for p in partitions_of(consumer, topic)]
+        if not partitions:
+            raise UserError(f"topic {topic!r} does not exist (nothing dead-lettered yet?)")
+        committed = consumer.committed(partitions, timeout=10)
+        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+
+    def _picked(self, entry: DlqEntry) -> bool:
+        return self.where(entry)
+
+    def _learn_what_was_sent(self, resume: dict[int, int]) -> None:
+        """Entries before the resume point that this redrive would have sent: the
+        originals it did send."""
+        reader = self._consumer(f"orders-tui-redrive-reader-{uuid.uuid4().hex[:8]}")
+        try:
+            for entry in scan_dlq(reader, self.settings.dlq_topic, decoder=self.decoder):
+                if entry.offset >= resume.get(entry.partition, 0):
+                    continue
+                if self._picked(entry) and self._verdict(entry) == "send":
+                    self._sent_keys.add(_original_key(entry))
+                    self.summary.done_before += 1
+        finally:
+            reader.close()
+
+    def _verdict(self, entry: DlqEntry) -> str:
+        if entry.replay_count >= self.max_replays:
+            return "at_max_replays"
+        topic = entry.original[0]
+        if not topic or not self._topic_exists(topic):
+            return "no_target"
+        if _original_key(entry) in self._sent_keys:
+            return "duplicate"
+        return "send"
+
+    def _topic_exists(self, topic: str) -> bool:
+        if topic not in self._topics:
+            reader = self._consumer(f"orders-tui-redrive-probe-{uuid.uuid4().hex[:8]}")
+            try:
+                self._topics[topic] = bool(partitions_of(reader, topic))
+            finally:
+                reader.close()
+        return self._topics[topic]
+
+    def _count(self, entry: DlqEntry) -> str:
+        verdict = self._verdict(entry)
+        summary = self.summary
+        summary.matched += 1
+        if verdict == "at_max_replays":
+            summary.at_max_replays += 1
+        elif verdict == "no_target":
+            summary.no_target += 1
+        elif verdict == "duplicate":
+            summary.duplicates += 1
+        else:
+            self._sent_keys.add(_original_key(entry))
+            summary.to_topics[entry.original[0]] += 1
+        return verdict
+
+    def _plan(self, consumer: Consumer, resume: dict[int, int]) -> None:
+        for entry in scan_dlq(consumer, self.settings.dlq_topic, resume, self.decoder,
+                              self.progress, self.cancel):  # fmt: skip
+            if self._picked(entry):
+                self._count(entry)
+        self.summary.cancelled = self.cancel.is_set()
+
+    # ---- sending, in transactions with the DLQ offsets ----
+
+    def _send(self, consumer: Consumer, resume: dict[int, int]) -> None:
+        producer = make_producer(
+            self.settings,
+            **{
+                "transactional.id": self.group,
+                "transaction.timeout.ms": int(TRANSACTION_TIMEOUT * 1000),
+                "linger.ms": 20,
+            },
+        )
+        try:
+            producer.init_transactions(TRANSACTION_TIMEOUT)  # aborts what a crash left
+        except KafkaException as exc:
+            raise UserError(
+                f"cannot start the redrive's transactions: {exc.args[0].str()}"
+            ) from None
+        topic = self.settings.dlq_topic
+        positions: dict[int, int] = {}
+        in_batch = 0
+        batch_started = time.monotonic()
+        start = time.monotonic()
+        producer.begin_transaction()
+        for entry in scan_dlq(consumer, topic, resume, self.decoder, self.progress, self.cancel):
+            positions[entry.partition] = entry.offset + 1
+            if self._picked(entry) and self._count(entry) == "send":
+                if self.rate:
+                    wait = start + self.summary.sent / self.rate - time.monotonic()
+                    if wait > 0:
+                        producer.poll(wait)
+                self._produce(producer, entry)
+                in_batch += 1
+            if in_batch >= REDRIVE_BATCH or time.monotonic() - batch_started >= COMMIT_EVERY:
+                self._commit(producer, consumer, positions)
+                producer.begin_transaction()
+                in_batch, batch_started = 0, time.monotonic()
+        self._commit(producer, consumer, positions)
+        self.summary.cancelled = self.cancel.is_set()
+
+    def _produce(self, producer: Producer, entry: DlqEntry) -> None:
+        headers = replay_headers(entry, self.summary.name)
+        while True:
+            try:
+                producer.produce(entry.original[0], entry.value, entry.key, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        self.summary.sent += 1
+
+    def _commit(self, producer: Producer, consumer: Consumer, positions: dict[int, int]) -> None:
+        topic = self.settings.dlq_topic
+        try:
+            if positions:
+                producer.send_offsets_to_transaction(
+                    [TopicPartition(topic, p, o) for p, o in sorted(positions.items())],
+                    consumer.consumer_group_metadata(),
+                    TRANSACTION_TIMEOUT,
+                )
+            producer.commit_transaction(TRANSACTION_TIMEOUT)
+        except KafkaException as exc:
+            raise UserError(
+                f"the redrive's transaction failed ({exc.args[0].str()}): nothing after the "
+                "last commit was sent; run the same command again to resume"
+            ) from None
