@@ -251,6 +251,7 @@ class ScanProgress:
 
     read: int = 0
     total: int = 0
+    ends: dict[int, int] = field(default_factory=dict)  # where it stops, per partition
 
 
 def partitions_of(consumer: Consumer, topic: str, timeout: float = 10.0) -> list[int]:
@@ -284,6 +285,7 @@ def scan_dlq(
     remaining = {p for p in begin if begin[p] < ends[p]}
     if progress is not None:
         progress.total = sum(ends[p] - begin[p] for p in remaining)
+        progress.ends = dict(ends)
     if not remaining:
         return
     consumer.assign([TopicPartition(topic, p, begin[p]) for p in sorted(remaining)])

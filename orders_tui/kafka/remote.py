@@ -94,6 +94,7 @@ class EngineProcess:
         self.options = options or EngineOptions()
         self.config = self.options.config
         self.batch_size = self.options.batch_size
+        self.max_replays = self.options.max_replays
         self.rate = self.options.rate
         self.events = EventQueue()
         self.stats = PipelineStats()
@@ -180,7 +181,7 @@ class EngineProcess:
         return self.paused
 
     def replay(self, entry: DlqEntry) -> bool:
-        refusal = Engine.replay_refusal(entry, self.options.max_replays)
+        refusal = Engine.replay_refusal(entry, self.max_replays)
         if refusal:
             self.events.put(Notice(refusal, error=True))
             return False

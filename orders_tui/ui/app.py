@@ -24,6 +24,7 @@ from orders_tui.kafka.events import (
     RetryScheduled,
 )
 from orders_tui.kafka.remote import EngineProcess
+from orders_tui.kafka.workbench import Workbench
 from orders_tui.ui.panes.aggregates import AggregatesPane
 from orders_tui.ui.panes.dlq import DlqPane
 from orders_tui.ui.panes.orders import OrdersPane
@@ -31,6 +32,7 @@ from orders_tui.ui.panes.retries import RetriesPane
 from orders_tui.ui.panes.table import RowTable
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen
 from orders_tui.ui.screens.help import HelpScreen
+from orders_tui.ui.screens.workbench import WorkbenchScreen
 from orders_tui.ui.text import literal
 
 TICK_SECONDS = 0.1  # events reach the panes at most 10 times a second
@@ -48,6 +50,8 @@ class OrdersApp(App[None]):
         Binding("P", "stream", "Stream"),
         Binding("space", "toggle_pause", "Pause"),
         Binding("r", "replay_selected", "Replay"),
+        Binding("w", "workbench", "DLQ workbench"),
+        Binding("slash", "workbench_filter", "Filter DLQ", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -63,6 +67,7 @@ class OrdersApp(App[None]):
         self.clock = clock
         self.start_engine = start_engine
         self.decode = Decoder((engine.config.schema_id,))
+        self.workbench: Workbench | None = None
         # Kept as attributes: query_one() searches the active screen, which is a modal
         # while a DLQ entry or the help is open.
         self.orders = OrdersPane(id="orders", classes="pane")
@@ -188,6 +193,17 @@ class OrdersApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_workbench(self, edit_filter: bool = False) -> None:
+        """The whole DLQ topic: made on first use, kept (with its scan) while the
+        dashboard runs."""
+        if self.workbench is None:
+            self.workbench = Workbench(self.engine.settings, self.decode)
+        self.push_screen(WorkbenchScreen(self.workbench, self.engine.max_replays,
+                                         edit_filter=edit_filter))  # fmt: skip
+
+    def action_workbench_filter(self) -> None:
+        self.action_workbench(edit_filter=True)
+
     def on_row_table_selected(self, event: RowTable.Selected) -> None:
         if event.table is self.dlq:
             entry = self.dlq.entries.get(event.key)
@@ -202,3 +218,5 @@ class OrdersApp(App[None]):
     def on_unmount(self) -> None:
         # Any other way out (ctrl+c, an error) still lets the engine commit.
         self.engine.stop()
+        if self.workbench is not None:
+            self.workbench.stop()

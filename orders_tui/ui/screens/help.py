@@ -16,6 +16,11 @@ KEYS = [
     ("tab / shift+tab", "move between panes"),
     ("enter", "in the DLQ pane: open the entry"),
     ("r", "in the DLQ pane or an entry: replay it to its original topic"),
+    (
+        "w, /",
+        "the DLQ workbench: the whole DLQ, filter (/), triage (t), select (space, a), "
+        "redrive (R), export (x), go to a time (g), the source record (o)",
+    ),
     ("?", "this help"),
     ("q", "quit (commits what is done)"),
 ]
