@@ -224,7 +224,7 @@ def test_reasons_fold_their_numbers():
     assert normalised_reason("transient band 5.00-50.00: attempt 4 of 4") == (
         "transient band #-#: attempt # of #"
     )
-    assert normalised_reason("bad byte 0xff at offset -3") == "bad byte # at offset #"
+    assert normalised_reason("bad byte 0xff at offset -3.") == "bad byte # at offset -#."
 
 
 def test_triage_counts_by_type_reason_partition_and_time():

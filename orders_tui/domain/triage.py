@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 
 from orders_tui.domain.failure import Failure
 
-_NUMBER = re.compile(r"(?<![\d.])-?\d+(?:[.,]\d+)*")
-_HEX = re.compile(r"0x[0-9a-fA-F]+")
 NUMBER_MARK = "#"
 BUCKETS = 24  # columns of the over-time bars
+# A hex run, or digits with decimals and thousands separators; a sign stays ("-#"), so
+# "5.00-50.00" folds to "#-#".
+_NUMBER = re.compile(r"0x[0-9a-fA-F]+|\d+(?:[.,]\d+)*")
 
 
 def normalised_reason(reason: str) -> str:
     """The reason with every number (and hex run) replaced by #."""
-    return _NUMBER.sub(NUMBER_MARK, _HEX.sub(NUMBER_MARK, reason))
+    return _NUMBER.sub(NUMBER_MARK, reason)
 
 
 @dataclass
@@ -31,11 +32,14 @@ class Group:
     last_ms: int | None = None
 
     def add(self, timestamp_ms: int) -> None:
+        if self.count:
+            if timestamp_ms < self.first_ms:
+                self.first_ms = timestamp_ms
+            elif timestamp_ms > self.last_ms:
+                self.last_ms = timestamp_ms
+        else:
+            self.first_ms = self.last_ms = timestamp_ms
         self.count += 1
-        if self.first_ms is None or timestamp_ms < self.first_ms:
-            self.first_ms = timestamp_ms
-        if self.last_ms is None or timestamp_ms > self.last_ms:
-            self.last_ms = timestamp_ms
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Triage:
     total: Group = field(default_factory=Group)
     by_type: dict[str, Group] = field(default_factory=dict)
     by_reason: dict[tuple[str, str], Group] = field(default_factory=dict)  # (type, reason)
-    by_partition: Counter[str] = field(default_factory=Counter)  # "topic[partition]"
+    by_original: Counter[tuple[str, int | None]] = field(default_factory=Counter)
     by_minute: Counter[int] = field(default_factory=Counter)  # minute since the epoch
 
     def add(self, failure: Failure, timestamp_ms: int) -> None:
@@ -54,9 +58,16 @@ class Triage:
         self.by_type.setdefault(error_type, Group()).add(timestamp_ms)
         reason = normalised_reason(failure.reason) or "(no reason)"
         self.by_reason.setdefault((error_type, reason), Group()).add(timestamp_ms)
-        partition = "?" if failure.original_partition is None else failure.original_partition
-        self.by_partition[f"{failure.original_topic or '?'}[{partition}]"] += 1
+        self.by_original[failure.original_topic, failure.original_partition] += 1
         self.by_minute[timestamp_ms // 60_000] += 1
+
+    @property
+    def by_partition(self) -> Counter[str]:
+        """Counts by original partition, named `topic[partition]` (? when unknown)."""
+        return Counter({
+            f"{topic or '?'}[{'?' if partition is None else partition}]": count
+            for (topic, partition), count in self.by_original.items()
+        })  # fmt: skip
 
     def over_time(self, buckets: int = BUCKETS) -> tuple[list[int], int, int]:
         """Counts in `buckets` equal spans from the first to the last entry, with the

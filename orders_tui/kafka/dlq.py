@@ -138,7 +138,7 @@ def replay_headers(entry: DlqEntry, redrive: str = "") -> Headers:
 header_text = text  # a header value as text: UTF-8 when it is, else 0x-hex
 
 
-@dataclass(frozen=True)
+@dataclass
 class DlqEntry:
     """One record of the DLQ topic, with its failure read from the headers in any of
     the conventions `domain.failure` knows."""

@@ -159,13 +159,16 @@ class Workbench:
             # more): paging back fetches a few records from each partition.
             fetcher = dlq_reader(self.settings, **{"max.partition.fetch.bytes": FETCH_BYTES,
                                                    "queued.max.messages.kbytes": 1024,
+                                                   "fetch.queue.backoff.ms": 10,
                                                    "fetch.wait.max.ms": 10,
                                                    "enable.partition.eof": True})  # fmt: skip
             fetcher.list_topics(self.settings.dlq_topic, timeout=10)  # connected before asked
             scan: Iterator[None] | None = None
             while not self._stop.is_set():
-                try:
-                    request, arg = self._requests.get(timeout=0.05 if scan else 0.2)
+                try:  # during a scan, only a look: the scan's next step is waiting
+                    request, arg = (
+                        self._requests.get_nowait() if scan else self._requests.get(timeout=0.2)
+                    )
                 except queue.Empty:
                     request, arg = "", None
                 if request == "filter":
@@ -213,8 +216,9 @@ class Workbench:
         entries = scan_dlq(
             reader, topic, decoder=self.decoder, progress=progress, cancel=self._cancel_scan
         )
+        picks = None if self._filter is MATCH_ALL else self._filter
         for step, entry in enumerate(entries, start=1):
-            if self._filter(entry):
+            if picks is None or picks(entry):
                 self._index.add(entry)
                 self._triage.add(entry.failure, entry.timestamp_ms)
             if step % SCAN_STEP == 0:
