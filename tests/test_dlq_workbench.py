@@ -179,12 +179,12 @@ def _committed_count(bootstrap: str, topic: str, isolation: str) -> list:
 
 
 def test_a_replay_killed_mid_way_resumes_and_sends_each_record_once(settings):
-    """kill -9 during a rate-limited redrive of 3,000 entries, then the same command:
-    a read_committed reader sees each once; what the killed run left uncommitted is at
-    most one batch (500)."""
+    """kill -9 during a rate-limited redrive of 3,000 entries (400/s: 7.5 s), then the
+    same command: a read_committed reader sees each once; what the killed run left
+    uncommitted is at most one batch (500)."""
     write_dlq(settings, [ours(Order(f"o-{i:05d}", "Lamp", 1500.0), "permanent", "too dear",
                               i % 3, i, settings.topic) for i in range(3000)])  # fmt: skip
-    argv = [sys.executable, "-m", "orders_tui", "dlq", "replay", "--rate", "1500", "--json",
+    argv = [sys.executable, "-m", "orders_tui", "dlq", "replay", "--rate", "400", "--json",
             "-b", settings.bootstrap_servers, "--topic", settings.topic,
             "--dlq-topic", settings.dlq_topic]  # fmt: skip
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
