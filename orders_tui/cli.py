@@ -469,6 +469,7 @@ def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
 def _add_dlq(sub: argparse._SubParsersAction) -> None:
     from orders_tui import dlq_commands
+    from orders_tui.kafka.config import DEFAULT_GROUP
 
     where_help = (
         "only entries this filter picks, e.g. 'type=permanent price>1200' or "
@@ -538,7 +539,24 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
     )
     _add_schema_id_flag(replay, written=False, suppress=True)
     replay.set_defaults(run=dlq_commands.run_replay)
-    _add_connection_flags(replay, top_level=False)  # fmt: skip
+    _add_connection_flags(replay, top_level=False)
+
+    redrives = actions.add_parser(
+        "redrives",
+        help="each redrive: sent, dead-lettered again, processed",
+        description="Every redrive of this DLQ (from its log, <dlq-topic>-redrives): how "
+        "many records it sent, how many came back to the DLQ (their entries carry its "
+        "redrive_id), and, once the pipeline's group has consumed them all, how many were "
+        "processed.",
+    )
+    redrives.add_argument(
+        "--group", default=DEFAULT_GROUP, help="the pipeline's consumer group (default %(default)s)"
+    )
+    redrives.add_argument(
+        "--json", action="store_true", help="print one JSON list", default=argparse.SUPPRESS
+    )
+    redrives.set_defaults(run=dlq_commands.run_redrives)
+    _add_connection_flags(redrives, top_level=False)  # fmt: skip
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [

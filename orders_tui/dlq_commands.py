@@ -207,3 +207,30 @@ def format_redrive(summary) -> str:
         lines.append("stopped early: run the same command again to resume")
     lines.append(f"{summary.seconds:.1f} s")
     return "\n".join(lines)
+
+
+def run_redrives(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    """`orders-tui dlq redrives`: each redrive, and what became of what it sent."""
+    from orders_tui.kafka.redrive import redrive_outcomes
+
+    _require_topic(settings)
+    outcomes = redrive_outcomes(settings, args.group)
+    if args.json:
+        print(json_output.dumps([o.to_dict() for o in outcomes]))
+    elif not outcomes:
+        print(f"no redrives of {settings.dlq_topic} yet")
+    else:
+        print("\n".join(format_outcome(o) for o in outcomes))
+    return 0
+
+
+def format_outcome(outcome) -> str:
+    line = (
+        f"redrive {_when(outcome.started_ms)} {visible(outcome.name)}"
+        + (f" ({visible(outcome.where)})" if outcome.where else "")
+        + f": {outcome.sent:,} sent · {outcome.dead_lettered_again:,} dead-lettered again"
+    )
+    if outcome.pending_partitions:
+        return line + (f" · not all consumed yet by {visible(outcome.group)} "
+                       f"({outcome.pending_partitions} target partitions behind)")  # fmt: skip
+    return line + f" · {outcome.processed:,} processed"

@@ -204,3 +204,24 @@ def test_a_replay_killed_mid_way_resumes_and_sends_each_record_once(settings):
     assert len(keys) == len(set(keys)) == 3000
     everything = _committed_count(settings.bootstrap_servers, settings.topic, "read_uncommitted")
     assert len(everything) - 3000 <= 500  # what the killed run's open transaction held
+
+
+def test_redrives_report_what_came_back_and_what_was_processed(settings, group):
+    """12 entries redriven: the 4 priced over 1000 fail again (permanent) and come back
+    to the DLQ carrying the redrive's id; the 8 others are processed once the pipeline
+    has consumed them."""
+    prices = [200.0 + i for i in range(8)] + [1100.0 + i for i in range(4)]
+    write_dlq(settings, [ours(Order(f"r-{i:02d}", "Lamp", price), "retries_exhausted",
+                              "downstream unavailable", i % 3, i, settings.topic)
+                         for i, price in enumerate(prices)])  # fmt: skip
+    sent = json.loads(cli(settings, "dlq", "replay", "--json").stdout)
+    assert sent["sent"] == 12
+    before = json.loads(cli(settings, "dlq", "redrives", "--group", group, "--json").stdout)
+    assert [(r["sent"], r["consumed"], r["processed"]) for r in before] == [(12, False, None)]
+    consumed = cli(settings, "consume", "--headless", "--group", group, "--idle-exit", "1",
+                   "--retry-backoff", "0.05")  # fmt: skip
+    assert consumed.returncode == 0, consumed.stderr
+    [after] = json.loads(cli(settings, "dlq", "redrives", "--group", group, "--json").stdout)
+    assert (after["sent"], after["dead_lettered_again"], after["processed"]) == (12, 4, 8)
+    text = cli(settings, "dlq", "redrives", "--group", group).stdout
+    assert f"{after['name']}: 12 sent · 4 dead-lettered again · 8 processed" in text

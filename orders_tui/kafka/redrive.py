@@ -19,25 +19,77 @@ left for a later run, which, under the same name, sends only what is new.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from orders_tui import json_output
 from orders_tui.domain.codec import Decoder, decode
 from orders_tui.domain.dlq_filter import Filter
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
-from orders_tui.kafka.dlq import DlqEntry, ScanProgress, partitions_of, replay_headers, scan_dlq
+from orders_tui.kafka.dlq import (
+    REDRIVE_ID,
+    DlqEntry,
+    ScanProgress,
+    dlq_reader,
+    partitions_of,
+    replay_headers,
+    scan_dlq,
+)
 from orders_tui.kafka.producer import make_producer
 
 REDRIVE_BATCH = 500  # records a transaction
 COMMIT_EVERY = 0.5  # seconds: the longest a transaction stays open
 TRANSACTION_TIMEOUT = 30.0
+
+
+def redrive_log_topic(dlq_topic: str) -> str:
+    return f"{dlq_topic}-redrives"
+
+
+def ensure_redrive_log(settings: KafkaSettings) -> None:
+    """The redrive log: compacted, one record per redrive name (its latest totals)."""
+    from confluent_kafka.admin import NewTopic
+
+    from orders_tui.kafka.topics import admin_client
+
+    topic = redrive_log_topic(settings.dlq_topic)
+    admin, _ = admin_client(settings)
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    created = admin.create_topics(
+        [NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})], request_timeout=10
+    )
+    for future in created.values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise UserError(f"cannot create the redrive log {topic!r}: "
+                                f"{exc.args[0].str()}") from None  # fmt: skip
+
+
+def read_redrive_log(settings: KafkaSettings) -> dict[str, dict]:
+    """Each redrive's latest record from the redrive log, by name (empty without one)."""
+    topic = redrive_log_topic(settings.dlq_topic)
+    reader = dlq_reader(settings)
+    latest: dict[str, dict] = {}
+    try:
+        for entry in scan_dlq(reader, topic):
+            if entry.key is not None and entry.value:
+                with contextlib.suppress(ValueError):
+                    latest[entry.key.decode("utf-8", "replace")] = json.loads(entry.value)
+    finally:
+        reader.close()
+    return latest
 
 
 def redrive_name(dlq_topic: str, where: str) -> str:
@@ -58,6 +110,9 @@ class RedriveSummary:
     done_before: int = 0  # sent by an earlier, interrupted run of this redrive
     cancelled: bool = False
     seconds: float = 0.0
+    # Where the records it sent end, per target partition: once the pipeline's group
+    # has committed past these, every one was consumed.
+    target_ends: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -70,6 +125,7 @@ class RedriveSummary:
             "skipped_at_max_replays": self.at_max_replays,
             "skipped_no_target": self.no_target,
             "sent_before_resume": self.done_before,
+            "target_ends": [[t, p, o] for (t, p), o in sorted(self.target_ends.items())],
             "cancelled": self.cancelled,
             "seconds": round(self.seconds, 3),
         }
@@ -98,6 +154,8 @@ class Redrive:
         self.settings = settings
         self.where = where
         self.summary = RedriveSummary(name, dry_run)
+        self.where_text = getattr(where, "text", "selection")
+        self.started_ms = int(time.time() * 1000)
         self.max_replays = max_replays
         self.rate = rate
         self.decoder = decoder
@@ -114,6 +172,13 @@ class Redrive:
             resume = self._committed(consumer)
             if resume:
                 self._learn_what_was_sent(resume)
+                earlier = read_redrive_log(self.settings).get(self.summary.name)
+                if earlier is not None:
+                    self.started_ms = earlier.get("started", self.started_ms)
+                    for topic, partition, end in earlier.get("target_ends", []):
+                        self.summary.target_ends[topic, partition] = end
+            if not self.summary.dry_run:
+                ensure_redrive_log(self.settings)
             if self.summary.dry_run:
                 self._plan(consumer, resume)
             else:
@@ -239,15 +304,37 @@ class Redrive:
             if in_batch >= REDRIVE_BATCH or time.monotonic() - batch_started >= COMMIT_EVERY:
                 self._commit(producer, consumer, positions)
                 producer.begin_transaction()
+                self._log(producer)  # what the last commit covered, in the next one
                 in_batch, batch_started = 0, time.monotonic()
         self._commit(producer, consumer, positions)
         self.summary.cancelled = self.cancel.is_set()
+        producer.begin_transaction()
+        self._log(producer)
+        self._commit(producer, consumer, {})
+
+    def _delivered(self, error: KafkaError | None, msg: Message) -> None:
+        if error is None:
+            place = (msg.topic(), msg.partition())
+            self.summary.target_ends[place] = max(
+                self.summary.target_ends.get(place, 0), msg.offset() + 1
+            )
+
+    def _log(self, producer: Producer) -> None:
+        """This redrive's record in the redrive log (compacted, keyed by name), which
+        `dlq redrives` reads: what it sent, and where those records end."""
+        summary = self.summary
+        record = {**summary.to_dict(), "where": self.where_text, "started": self.started_ms,
+                  "updated": int(time.time() * 1000)}  # fmt: skip
+        record["sent"] = summary.sent + summary.done_before
+        producer.produce(redrive_log_topic(self.settings.dlq_topic),
+                         json_output.dumps(record).encode(), summary.name.encode())  # fmt: skip
 
     def _produce(self, producer: Producer, entry: DlqEntry) -> None:
         headers = replay_headers(entry, self.summary.name)
         while True:
             try:
-                producer.produce(entry.original[0], entry.value, entry.key, headers=headers)
+                producer.produce(entry.original[0], entry.value, entry.key, headers=headers,
+                                 on_delivery=self._delivered)  # fmt: skip
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -268,3 +355,67 @@ class Redrive:
                 f"the redrive's transaction failed ({exc.args[0].str()}): nothing after the "
                 "last commit was sent; run the same command again to resume"
             ) from None
+
+
+@dataclass
+class RedriveOutcome:
+    """What became of a redrive's records: sent, back on the DLQ (their entries carry its
+    redrive_id), and processed: the rest, once `group` has committed past every one."""
+
+    name: str
+    where: str
+    started_ms: int
+    sent: int
+    dead_lettered_again: int
+    group: str
+    pending_partitions: int
+
+    @property
+    def processed(self) -> int:
+        return self.sent - self.dead_lettered_again
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name, "where": self.where, "started": self.started_ms,
+            "sent": self.sent, "dead_lettered_again": self.dead_lettered_again,
+            "consumed": self.pending_partitions == 0,
+            "processed": self.processed if self.pending_partitions == 0 else None,
+            "group": self.group,
+        }  # fmt: skip
+
+
+def redrive_outcomes(settings: KafkaSettings, group: str) -> list[RedriveOutcome]:
+    """Every redrive of the DLQ in its log, oldest first. Records a redrive sent that
+    failed again and now wait in a retry topic count as processed until they come back."""
+    log = read_redrive_log(settings)
+    if not log:
+        return []
+    back: Counter[str] = Counter()
+    reader = dlq_reader(settings)
+    try:
+        for entry in scan_dlq(reader, settings.dlq_topic):
+            name = entry.header(REDRIVE_ID)
+            if name in log:
+                back[name] += 1
+    finally:
+        reader.close()
+    places = {(t, p) for record in log.values() for t, p, _ in record.get("target_ends", [])}
+    committed: dict[tuple[str, int], int] = {}
+    if places:
+        member = make_client(Consumer, settings.client_config(
+            **{"group.id": group, "enable.auto.commit": False}))  # fmt: skip
+        try:
+            found = member.committed([TopicPartition(t, p) for t, p in sorted(places)], 10)
+            committed = {(tp.topic, tp.partition): tp.offset for tp in found}
+        finally:
+            member.close()
+    outcomes = [
+        RedriveOutcome(
+            name, record.get("where", ""), record.get("started", 0), record.get("sent", 0),
+            back[name], group,
+            sum(1 for t, p, end in record.get("target_ends", [])
+                if committed.get((t, p), -1) < end),
+        )
+        for name, record in log.items()
+    ]  # fmt: skip
+    return sorted(outcomes, key=lambda o: o.started_ms)
