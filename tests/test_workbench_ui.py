@@ -126,6 +126,12 @@ async def test_filter_triage_navigate_select_redrive_export_and_source(settings,
         sent = read_all(settings.bootstrap_servers, settings.topic, 3)
         assert sorted(m.key() for m in sent) == [b"order-050", b"order-051", b"source-key"]
 
+        # The redrive's outcome (nothing consumed them: no pipeline runs here).
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "2 sent · 0 dead-lettered again · not all consumed yet" in app.screen.text
+        await pilot.press("escape")
+
         # Export everything the filter picks.
         await pilot.press("a", "x")
         assert isinstance(app.screen, Prompt)

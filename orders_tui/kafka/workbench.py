@@ -137,6 +137,11 @@ class Workbench:
         """Redrive the entries at `keys` (partition, offset), or all the filter picks."""
         self._start_job(self._redrive_job, keys, dry_run, max_replays, rate)
 
+    def redrives(self, group: str) -> None:
+        """Each redrive of this DLQ and what became of it (see kafka/redrive), as the
+        finished job's text."""
+        self._start_job(self._redrives_job, group)
+
     def export(self, path: str, keys: set[tuple[int, int]] | None) -> None:
         """Write the entries at `keys`, or all the filter picks, to `path` as JSON Lines
         in `dlq --json`'s shape."""
@@ -309,6 +314,16 @@ class Workbench:
         with watcher:
             summary = redrive.run()
         return format_redrive(summary).replace("\n", " · ")
+
+    def _redrives_job(self, group: str) -> str:
+        from orders_tui.dlq_commands import format_outcome
+        from orders_tui.kafka.redrive import redrive_outcomes
+
+        self._publish(job="reading the redrive log and the DLQ…")
+        outcomes = redrive_outcomes(self.settings, group)
+        if not outcomes:
+            return f"no redrives of {self.settings.dlq_topic} yet"
+        return "redrives:\n" + "\n".join(format_outcome(o) for o in outcomes)
 
     def _export_job(self, path: str, keys: set[tuple[int, int]] | None) -> str:
         picks = self._picks(keys)

@@ -198,8 +198,11 @@ class OrdersApp(App[None]):
         dashboard runs."""
         if self.workbench is None:
             self.workbench = Workbench(self.engine.settings, self.decode)
-        self.push_screen(WorkbenchScreen(self.workbench, self.engine.max_replays,
-                                         edit_filter=edit_filter))  # fmt: skip
+        engine = self.engine
+        self.push_screen(
+            WorkbenchScreen(self.workbench, engine.max_replays, engine.config.group,
+                            edit_filter=edit_filter)
+        )  # fmt: skip
 
     def action_workbench_filter(self) -> None:
         self.action_workbench(edit_filter=True)

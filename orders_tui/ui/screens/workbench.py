@@ -59,18 +59,21 @@ class Prompt(ModalScreen[str | None]):
 
 
 class Confirm(ModalScreen[bool]):
-    BINDINGS = [Binding("enter,y", "yes", "Go"), Binding("escape,n", "no", "Cancel")]
+    """A question (enter: yes, esc: no), or with `question=False` a text to read."""
 
-    def __init__(self, text: str) -> None:
+    BINDINGS = [Binding("enter,y", "yes", "Go"), Binding("escape,n,q", "no", "Cancel")]
+
+    def __init__(self, text: str, question: bool = True) -> None:
         super().__init__()
         self.text = text
+        self.question = question
 
     def compose(self) -> ComposeResult:
         yield Static(literal(self.text), id="confirm")
         yield Footer()
 
     def action_yes(self) -> None:
-        self.dismiss(True)
+        self.dismiss(self.question)
 
     def action_no(self) -> None:
         self.dismiss(False)
@@ -120,15 +123,17 @@ class WorkbenchScreen(Screen[None]):
         Binding("t", "toggle_triage", "Triage"),
         Binding("g", "jump", "Go to time"),
         Binding("o", "source", "Source"),
+        Binding("h", "redrives", "Redrives"),
         Binding("enter", "open", "Open"),
         *(Binding(str(n), f"choose_group({n})", show=False) for n in range(1, 10)),
     ]
 
-    def __init__(self, workbench: Workbench, max_replays: int, where: str = "",
+    def __init__(self, workbench: Workbench, max_replays: int, group: str, where: str = "",
                  edit_filter: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.workbench = workbench
         self.max_replays = max_replays
+        self.group = group
         self.initial_where = where
         self.start_editing = edit_filter
         self.position = 0  # the cursor, in 0 .. matched - 1
@@ -142,6 +147,7 @@ class WorkbenchScreen(Screen[None]):
         self._jobs_seen = 0
         self._jumps_seen = 0
         self._awaiting_plan = False
+        self._awaiting_redrives = False
 
     def compose(self) -> ComposeResult:
         yield Input(self.initial_where, placeholder="filter, e.g. type=permanent price>1200 "
@@ -176,7 +182,10 @@ class WorkbenchScreen(Screen[None]):
         self._ask_for_window(view)
         if view.jobs_done != self._jobs_seen:
             self._jobs_seen = view.jobs_done
-            if not self._awaiting_plan:
+            if self._awaiting_redrives:
+                self._awaiting_redrives = False
+                self.app.push_screen(Confirm(view.job_done, question=False))
+            elif not self._awaiting_plan:
                 self.notify(view.job_done, timeout=8)
         if view.source is not None and view.source[0] == self._source_asked:
             self._source_asked = None
@@ -395,6 +404,10 @@ class WorkbenchScreen(Screen[None]):
             self.workbench.jump_to_time(ms, self.page * 3)
 
         self.app.push_screen(Prompt("Go to time (10:42, 2026-11-27T10:42, -2h):"), jump)
+
+    def action_redrives(self) -> None:
+        self._awaiting_redrives = True
+        self.workbench.redrives(self.group)
 
     def action_source(self) -> None:
         entry = self._current()
