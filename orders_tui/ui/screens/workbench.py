@@ -244,15 +244,22 @@ class WorkbenchScreen(Screen[None]):
     def _rows(self, view: WorkbenchView) -> Table:
         table = Table(expand=True, box=None, padding=(0, 1), show_edge=False)
         for name, width in (("", 1), ("time", 19), ("type", 17), ("original", 18),
-                            ("price", 9), ("reason", None)):  # fmt: skip
-            table.add_column(name, width=width, no_wrap=True, overflow="ellipsis")
+                            ("price", 9), ("reason", None), ("", 1)):  # fmt: skip
+            table.add_column(name, width=width, min_width=width, ratio=None if width else 1,
+                             no_wrap=True, overflow="ellipsis")  # fmt: skip
         top = self._top(view)
+        shown = min(view.matched, top + self.page) - top
+        # A scrollbar over all the filter picks, not over the rows fetched: its thumb is
+        # where the screen is in the whole DLQ, as tall as the screen's share of it.
+        thumb_from = top * shown // max(view.matched, 1)
+        thumb_to = thumb_from + max(1, shown * shown // max(view.matched, 1))
         by_row = {view.window_start + i: e for i, e in enumerate(view.window)}
-        for row in range(top, min(view.matched, top + self.page)):
+        for line, row in enumerate(range(top, top + shown)):
             entry = by_row.get(row)
             style = "reverse" if row == self.position else ""
+            bar = Text("█" if thumb_from <= line < thumb_to else "│", style="dim")
             if entry is None:
-                table.add_row("", "…", "", "", "", "", style=style)
+                table.add_row("", "…", "", "", "", "", bar, style=style)
                 continue
             topic, partition, offset = entry.original
             mark = "✓" if self.all_selected or _key(entry) in self.selected else ""
@@ -264,6 +271,7 @@ class WorkbenchScreen(Screen[None]):
                 literal(f"{topic}[{partition}]@{offset}"),
                 f"{order.price:,.2f}" if order is not None else "",
                 literal(entry.reason),
+                bar,
                 style=style,
             )
         return table
