@@ -1,7 +1,10 @@
-"""Reading what Kafka holds, with a plain confluent-kafka consumer (no orders-tui code)."""
+"""Reading what Kafka holds, with a plain confluent-kafka consumer (no orders-tui code),
+and running the CLI against a test's topics."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 
@@ -45,3 +48,12 @@ def read_all(
     finally:
         consumer.close()
     return records
+
+
+def cli(settings, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """`orders-tui ARGS` on the test's broker and topics, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "orders_tui", *args, "-b", settings.bootstrap_servers,
+         "--topic", settings.topic, "--dlq-topic", settings.dlq_topic],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from orders_tui.domain.codec import encode
 from orders_tui.domain.order import Order
+from tests.kafka_helpers import cli
 
 pytestmark = pytest.mark.kafka
 
@@ -23,14 +24,6 @@ RLO = "\u202e"  # right-to-left override
 ZWSP = "\u200b"  # zero-width space
 CSI = "\x9b"  # a C1 control: some terminals start an escape sequence on it
 RAW = (TITLE, "\x1b", "\x07", RLO, ZWSP, CSI)
-
-
-def cli(settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "orders_tui", *args, "-b", settings.bootstrap_servers,
-         "--topic", settings.topic, "--dlq-topic", settings.dlq_topic],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
 
 
 def write(settings, records: list[tuple[bytes | None, bytes | None, list]]) -> None:

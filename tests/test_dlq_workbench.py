@@ -18,17 +18,9 @@ from orders_tui.domain.codec import encode
 from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.topics import ensure_topics
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import cli, read_all
 
 pytestmark = pytest.mark.kafka
-
-
-def cli(settings, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "orders_tui", *args, "-b", settings.bootstrap_servers,
-         "--topic", settings.topic, "--dlq-topic", settings.dlq_topic],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
 
 
 def ours(order: Order, error_type: str, reason: str, partition: int, offset: int,

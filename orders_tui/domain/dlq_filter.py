@@ -69,6 +69,36 @@ class Subject(Protocol):
     def order(self) -> Order | None: ...
 
 
+def _key_text(subject: Subject) -> str | None:
+    return None if subject.key is None else text(subject.key)
+
+
+def _order_field(index: int) -> Callable[[Subject], object]:
+    def read(subject: Subject) -> object:
+        order = subject.order
+        return None if order is None else order[index]
+
+    return read
+
+
+# How each field is read off an entry (header.NAME aside).
+_READERS: dict[str, Callable[[Subject], object]] = {
+    "type": lambda s: s.failure.error_type,
+    "reason": lambda s: s.failure.reason,
+    "topic": lambda s: s.failure.original_topic,
+    "partition": lambda s: s.failure.original_partition,
+    "offset": lambda s: s.failure.original_offset,
+    "replays": lambda s: s.failure.replay_count,
+    "time": lambda s: s.timestamp_ms,
+    "dlq.partition": lambda s: s.partition,
+    "dlq.offset": lambda s: s.offset,
+    "key": _key_text,
+    "order": _order_field(0),
+    "product": _order_field(1),
+    "price": _order_field(2),
+}
+
+
 def _field_value(subject: Subject, name: str) -> object:
     if name.startswith(HEADER_PREFIX):
         wanted = name[len(HEADER_PREFIX) :]
@@ -76,31 +106,7 @@ def _field_value(subject: Subject, name: str) -> object:
             if key == wanted:
                 return text(value)
         return None
-    failure = subject.failure
-    if name == "type":
-        return failure.error_type
-    if name == "reason":
-        return failure.reason
-    if name == "topic":
-        return failure.original_topic
-    if name == "partition":
-        return failure.original_partition
-    if name == "offset":
-        return failure.original_offset
-    if name == "replays":
-        return failure.replay_count
-    if name == "time":
-        return subject.timestamp_ms
-    if name == "dlq.partition":
-        return subject.partition
-    if name == "dlq.offset":
-        return subject.offset
-    if name == "key":
-        return None if subject.key is None else text(subject.key)
-    order = subject.order
-    if order is None:
-        return None
-    return {"order": order.orderId, "product": order.product, "price": order.price}[name]
+    return _READERS[name](subject)
 
 
 def parse_time(value: str, now: float | None = None) -> int:

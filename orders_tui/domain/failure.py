@@ -78,6 +78,12 @@ def _big_endian(value: bytes | None, size: int) -> int | None:
 
 
 SPRING, CONNECT, STREAMS = "kafka_dlt-", "__connect.errors.", "__streams.errors."
+# Conventions that write every header as text: (convention, prefix, the exception's
+# header, the message's header); topic, partition and offset follow the prefix.
+_TEXT_CONVENTIONS = (
+    (Convention.CONNECT, CONNECT, "exception.class.name", "exception.message"),
+    (Convention.STREAMS, STREAMS, "exception", "message"),
+)
 # Header names a redrive drops: the failure's, in every convention. The record's own
 # headers stay.
 FAILURE_HEADER_PREFIXES = (SPRING, CONNECT, STREAMS)
@@ -112,26 +118,16 @@ def read_failure(headers: Headers) -> Failure:
             _big_endian(last.get(SPRING + "original-timestamp"), 8),
             replays,
         )
-    if CONNECT + "topic" in last or CONNECT + "exception.class.name" in last:
-        return Failure(
-            Convention.CONNECT,
-            text(last.get(CONNECT + "exception.class.name")),
-            text(last.get(CONNECT + "exception.message")),
-            text(last.get(CONNECT + "topic")),
-            _decimal(last.get(CONNECT + "partition")),
-            _decimal(last.get(CONNECT + "offset")),
-            None,
-            replays,
-        )
-    if STREAMS + "topic" in last or STREAMS + "exception" in last:
-        return Failure(
-            Convention.STREAMS,
-            text(last.get(STREAMS + "exception")),
-            text(last.get(STREAMS + "message")),
-            text(last.get(STREAMS + "topic")),
-            _decimal(last.get(STREAMS + "partition")),
-            _decimal(last.get(STREAMS + "offset")),
-            None,
-            replays,
-        )
+    for convention, prefix, type_name, message_name in _TEXT_CONVENTIONS:
+        if prefix + "topic" in last or prefix + type_name in last:
+            return Failure(
+                convention,
+                text(last.get(prefix + type_name)),
+                text(last.get(prefix + message_name)),
+                text(last.get(prefix + "topic")),
+                _decimal(last.get(prefix + "partition")),
+                _decimal(last.get(prefix + "offset")),
+                None,
+                replays,
+            )
     return Failure(Convention.UNKNOWN, "", "", "", None, None, None, replays)
