@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -94,7 +95,9 @@ async def test_filter_triage_navigate_select_redrive_export_and_source(settings,
         await wait_for(pilot, lambda: view().matched == 120 and not view().scanning)
         await pilot.press("t")
         await pilot.pause(0.3)
-        assert "100  [permanent] price # is above #" in screen_text(app)
+        triage = screen_text(app)
+        assert "triage of 120 entries" in triage
+        assert re.search(r" 1\s+100\s+\S+ \S+-\S+ \S+\s+\[permanent\] price # is above #", triage)
         await pilot.press("1")
         await wait_for(pilot, lambda: view().matched == 100 and not view().scanning)
         assert view().where.startswith('type="permanent" reason~')
@@ -115,6 +118,19 @@ async def test_filter_triage_navigate_select_redrive_export_and_source(settings,
         await pilot.press("enter")
         await wait_for(pilot, lambda: "row 51 of 100" in screen_text(app))
         assert screen._current().key == b"order-050"
+
+        # Go to a place on the DLQ: entry i is at partition i % 3, offset i // 3.
+        await pilot.press("g")
+        app.screen.query_one("#prompt-input").value = "1@10"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen._current() is not None
+                       and screen._current().key == b"order-031")  # fmt: skip
+        await pilot.press("g")
+        app.screen.query_one("#prompt-input").value = time.strftime(
+            "%Y-%m-%dT%H:%M", time.localtime((START_MS + 50 * 60_000) / 1000)
+        )
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "row 51 of 100" in screen_text(app))
 
         # Select two, redrive them: a dry run's plan first, then the send.
         await pilot.press("space", "space")

@@ -129,6 +129,10 @@ class Workbench:
     def jump_to_time(self, ms: int, count: int) -> None:
         self._requests.put(("jump", (ms, count)))
 
+    def jump_to_offset(self, partition: int, offset: int, count: int) -> None:
+        """To the first entry of `partition` at or after `offset`."""
+        self._requests.put(("jump_offset", (partition, offset, count)))
+
     def open_source(self, entry: DlqEntry) -> None:
         self._requests.put(("source", entry))
 
@@ -183,6 +187,13 @@ class Workbench:
                 elif request == "jump":
                     ms, count = arg
                     row = min(bisect.bisect_left(self._index.stamps, ms), len(self._index) - 1)
+                    self._show(fetcher, max(0, row - count // 2), count)
+                    self._publish(jump=(self.view.jump[0] + 1, max(0, row)))
+                elif request == "jump_offset":
+                    partition, offset, count = arg
+                    index = self._index
+                    row = next((i for i in range(len(index)) if index.partitions[i] == partition
+                                and index.offsets[i] >= offset), len(index) - 1)  # fmt: skip
                     self._show(fetcher, max(0, row - count // 2), count)
                     self._publish(jump=(self.view.jump[0] + 1, max(0, row)))
                 elif request == "source":

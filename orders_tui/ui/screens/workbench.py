@@ -5,6 +5,7 @@ behind an entry opened (`o`). The Kafka work runs on the workbench's threads
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.table import Table
@@ -32,8 +33,6 @@ def _key(entry: DlqEntry) -> Key:
 
 def reason_pattern(normalised: str) -> str:
     """A regex for the reasons a triage group folded together (# stood for numbers)."""
-    import re
-
     parts = [re.escape(part) for part in normalised.split(NUMBER_MARK)]
     return "^" + r"-?\d[\d.,]*".join(parts) + "$"
 
@@ -277,11 +276,12 @@ class WorkbenchScreen(Screen[None]):
         return table
 
     def _triage(self, triage: Triage) -> Text:
-        text = Text(f"triage of {triage.total.count:,} entries (press 1-9 to filter to a "
-                    "reason)\n", style="bold")  # fmt: skip
+        text = Text(f"triage of {triage.total.count:,} entries: count, first-last seen, "
+                    "reason (press 1-9 to filter to it)\n", style="bold")  # fmt: skip
         ranked = sorted(triage.by_reason.items(), key=lambda item: -item[1].count)[:9]
         for n, ((error_type, reason), group) in enumerate(ranked, start=1):
-            text.append(f" {n}  {group.count:>9,}  ")
+            text.append(f" {n}  {group.count:>9,}  {_clock(group.first_ms)}-"
+                        f"{_clock(group.last_ms)}  ")  # fmt: skip
             text.append_text(literal(f"[{error_type}] {reason}"))
             text.append("\n")
         counts, _, _ = triage.over_time(48)
@@ -400,18 +400,26 @@ class WorkbenchScreen(Screen[None]):
         self.on_input_submitted(Input.Submitted(self.query_one("#filter", Input), where))
 
     def action_jump(self) -> None:
-        def jump(when: str | None) -> None:
-            if not when:
+        def jump(where: str | None) -> None:
+            if not where:
+                return
+            place = re.fullmatch(r"\s*(\d+)\s*@\s*(\d+)\s*", where)
+            self.following = False
+            if place:
+                partition, offset = map(int, place.groups())
+                self.workbench.jump_to_offset(partition, offset, self.page * 3)
                 return
             try:
-                ms = parse_time(when)
+                ms = parse_time(where.strip())
             except FilterError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(f"{exc}, or PARTITION@OFFSET", severity="error")
                 return
-            self.following = False
             self.workbench.jump_to_time(ms, self.page * 3)
 
-        self.app.push_screen(Prompt("Go to time (10:42, 2026-11-27T10:42, -2h):"), jump)
+        self.app.push_screen(
+            Prompt("Go to a time (10:42, 2026-11-27T10:42, -2h) or a DLQ place (2@1234):"),
+            jump,
+        )
 
     def action_redrives(self) -> None:
         self._awaiting_redrives = True
@@ -427,6 +435,10 @@ class WorkbenchScreen(Screen[None]):
         entry = self._current()
         if entry is not None and self.focused is not self.query_one("#filter"):
             self.app.push_screen(DlqEntryScreen(entry, entry.decoder))
+
+
+def _clock(ms: int | None) -> str:
+    return "--:--" if ms is None else time.strftime("%m-%d %H:%M", time.localtime(ms / 1000))
 
 
 def _quoted(value: str) -> str:
