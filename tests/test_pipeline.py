@@ -187,8 +187,11 @@ def test_sigkill_mid_run_loses_no_order(settings, group, tmp_path):
         while _lines(outcomes) < kill_after and proc.poll() is None:
             assert time.monotonic() < deadline, "the consumer made no progress"
             time.sleep(0.02)
+        # Killed while it ran (not ended by itself), and it had said nothing alarming.
+        assert proc.poll() is None, f"the consumer ended by itself: {proc.stderr.read()}"
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait(10) == -signal.SIGKILL
+        assert "Traceback" not in proc.stderr.read().decode()
     final = subprocess.run(
         _consume_cli(settings, group, "--outcomes", str(outcomes), "--idle-exit", "2", "--json"),
         capture_output=True, text=True, timeout=120,
