@@ -48,14 +48,14 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
     state = tmp_path_factory.mktemp("kafka")
     command = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(state)]
     started = subprocess.run(
-        [str(KAFKA_LOCAL), "start", *command[1:]], capture_output=True, text=True
+        [str(KAFKA_LOCAL), "start", *command[1:]], capture_output=True, text=True, timeout=600
     )
     if started.returncode != 0:
         pytest.fail(f"the test broker did not start:\n{started.stderr}", pytrace=False)
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(KAFKA_LOCAL), "stop", *command[1:]], capture_output=True)
+        subprocess.run([str(KAFKA_LOCAL), "stop", *command[1:]], capture_output=True, timeout=120)
 
 
 @pytest.fixture

@@ -99,7 +99,9 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(tmp_path)
     broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
 
     def kafka_local(action: str) -> None:
-        subprocess.run([broker[0], action, *broker[1:]], check=True, capture_output=True)
+        subprocess.run(
+            [broker[0], action, *broker[1:]], check=True, capture_output=True, timeout=300
+        )
 
     kafka_local("start")
     engine = None
