@@ -99,3 +99,25 @@ async def test_the_header_says_the_stream_waits_while_kafka_is_away():
         await pilot.pause(0.3)
         text = screen_text(app)
     assert "stream waiting for Kafka" in text and "streaming 10/s" not in text
+
+
+async def test_every_figure_shows_at_80x24_without_scrolling():
+    """The Aggregates pane at its smallest: all the figures and the sparkline on screen
+    (the sample has 115 processed of 123, 5 retries, 2 recovered, 8 dead-lettered)."""
+    app = sample_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _load(pilot)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        pane = app.aggregates
+        assert pane.max_scroll_y == 0  # nothing below the pane's edge
+    for shown in (
+        "lag 15",
+        "count 115 · of 123",
+        "Σ 23,330.00 · avg 202.87",
+        "retries 5 · recovered 2",
+        "dead 8 · perm 6 · exh 1",
+        "undecodable 1",
+    ):
+        assert shown in text, shown
+    assert "█" in text  # the orders/s sparkline

@@ -73,6 +73,33 @@ class AggregatesPane(VerticalScroll, can_focus=True):
                 text.append("  " + value.rjust(value_widths[i]))
         return text
 
+    @staticmethod
+    def _compact(summary: dict, by_type: dict[str, str], stats: PipelineStats,
+                 now: float) -> Text:  # fmt: skip
+        """Every figure in six lines of at most ~26 characters, for a narrow pane (at
+        80x24): nothing hides below the pane's edge."""
+        lines = [
+            [("count", f"{summary['processed']:,}"), ("of", f"{summary['consumed']:,}"),
+             ("", f"{stats.rate.rate(now):,.1f}/s")],
+            [("Σ", _money(summary["total_price"])), ("avg", _money(summary["average_price"]))],
+            [("min", _money(summary["min_price"])), ("max", _money(summary["max_price"]))],
+            [("retries", f"{summary['retry_attempts']:,}"),
+             ("recovered", f"{summary['recovered']:,}")],
+            [("dead", f"{summary['dead_lettered']:,}"), ("perm", by_type.get("permanent", "0")),
+             ("exh", by_type.get("retries_exhausted", "0"))],
+            [("undecodable", by_type.get("deserialization", "0"))],
+        ]  # fmt: skip
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for number, line in enumerate(lines):
+            if number:
+                text.append("\n")
+            for i, (label, value) in enumerate(line):
+                text.append(" · " if i else "")
+                if label:
+                    text.append(label + " ", style="bold")
+                text.append(value)
+        return text
+
     def show(self, stats: PipelineStats, lag: dict[int, int], now: float) -> None:
         summary = stats.summary(now)
         by_type = {k: f"{v:,}" for k, v in summary["dead_lettered_by_type"].items()}
@@ -87,9 +114,14 @@ class AggregatesPane(VerticalScroll, can_focus=True):
             ("", "", "  undecodable", by_type.get("deserialization", "0")),
         ]  # fmt: skip
         wide = self.size.width >= NARROW_BELOW
-        self.figures.set(self._grid(rows, wide), layout=wide != self._wide)
+        figures = self._grid(rows, wide) if wide else self._compact(summary, by_type, stats, now)
+        self.figures.set(figures, layout=wide != self._wide)
+        if wide != self._wide:
+            self.query_one("#spark-label").display = wide
+            self.set_class(not wide, "narrow")
         self._wide = wide
         self.spark.data = stats.rate.history(now, SPARK_SECONDS)
         lag_text = "  ".join(f"p{p}: {n:,}" for p, n in sorted(lag.items())) or "—"
         total = sum(lag.values())
-        self.lag.set(Text.assemble(("lag ", "bold"), f"{total:,}  ({lag_text})"))
+        self.lag.set(Text.assemble(("lag ", "bold"), f"{total:,}  ({lag_text})",
+                                   no_wrap=not wide, overflow="ellipsis"))  # fmt: skip
