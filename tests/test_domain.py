@@ -2,6 +2,7 @@
 
 import math
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -44,8 +45,6 @@ def test_transient_order_fails_its_first_k_attempts_then_recovers():
         outcomes = [RULES.check(o, attempt).outcome for attempt in range(1, RULES.max_attempts + 1)]
         assert outcomes[:k] == [Outcome.TRANSIENT] * k
         assert all(x is Outcome.OK for x in outcomes[k:])
-        expected = Outcome.PERMANENT if k == RULES.max_attempts else Outcome.OK
-        assert RULES.predicted_outcome(o) is expected
 
 
 def test_failing_attempts_is_stable_across_processes():
@@ -113,12 +112,12 @@ def test_offsets_commit_only_the_contiguous_done_prefix():
     offsets.track(13)
     offsets.track_done(14)
     assert offsets.committable == 11  # 11 is not done: nothing past it may be committed
-    assert len(offsets) == 2
+    assert offsets.has_pending
     offsets.done(13)
     assert offsets.committable == 11
     offsets.done(11)
     assert offsets.committable == 15
-    assert len(offsets) == 0
+    assert not offsets.has_pending
     offsets.track_done(15)
     assert offsets.committable == 16
 
@@ -171,8 +170,72 @@ def test_rate_meter_counts_per_second():
     assert meter.rate(103.0, seconds=2) == 1.5
 
 
-def test_predicted_outcomes_match_the_price_mix():
+def test_the_price_mix_puts_about_3_percent_in_the_transient_band():
     factory = OrderFactory(1)
     orders = [factory() for _ in range(20000)]
     transient = sum(RULES.is_transient(o.price) for o in orders) / len(orders)
     assert 0.02 < transient < 0.04  # (50 - 5) / (1500 - 5) ~ 3 %
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ({"max_retries": -1}, "max_retries must be 0 or more"),
+        ({"transient_min": 60.0, "transient_max": 50.0},
+         "the transient band's minimum is above its maximum"),
+        ({"permanent_above": math.nan},
+         "price thresholds must be finite numbers: NaN would switch a rule off"),
+    ],
+)  # fmt: skip
+def test_bad_rules_say_what_is_wrong(rules, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        FailureRules(**rules)
+
+
+@pytest.mark.parametrize(
+    ("backoff", "message"),
+    [
+        ({"base": -1.0}, "backoff delays cannot be negative"),
+        ({"cap": -1.0}, "backoff delays cannot be negative"),
+        ({"jitter": 1.5}, "jitter is a fraction between 0 and 1"),
+        ({"jitter": -0.1}, "jitter is a fraction between 0 and 1"),
+        ({"multiplier": math.inf},
+         "backoff delays must be finite numbers: an infinite one never retries"),
+    ],
+)  # fmt: skip
+def test_bad_backoff_says_what_is_wrong(backoff, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Backoff(**backoff)
+
+
+def test_a_one_price_transient_band_is_allowed():
+    rules = FailureRules(transient_min=20.0, transient_max=20.0)
+    assert rules.check(Order("x0", "p", 20.0), 1).outcome is Outcome.TRANSIENT
+    assert rules.check(Order("x0", "p", 20.01), 1).outcome is Outcome.OK
+
+
+def test_backoff_accepts_its_bounds():
+    assert Backoff(base=0.0, cap=0.0, jitter=1.0).delay(1) == 0.0
+    assert Backoff(jitter=0.0).delay(3) == 2.0  # 0.5 * 2**2, no jitter
+
+
+def test_reasons_name_the_value_and_the_rule():
+    assert RULES.check(Order("n", "p", math.nan), 1).reason == "price nan is not a finite number"
+    transient = Order("x0", "p", 20.0)  # k = 4 for x0
+    assert RULES.check(transient, 2).reason == (
+        "downstream unavailable for price 20.00 (transient band 5.00-50.00): attempt 2 of 4 failed"
+    )
+
+
+def test_an_order_id_with_a_lone_surrogate_still_gets_a_verdict():
+    # Decoded text can hold one (a producer that wrote invalid UTF-16 as UTF-8).
+    assert 1 <= RULES.failing_attempts("id-\ud800") <= 4
+
+
+def test_with_nothing_pending_the_next_offset_after_the_newest_commits():
+    offsets = PartitionOffsets()
+    offsets.track(5)
+    offsets.done(5)
+    assert offsets.committable == 6
+    offsets.track_done(9)
+    assert offsets.committable == 10

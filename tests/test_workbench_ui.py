@@ -136,7 +136,7 @@ async def test_filter_triage_navigate_select_redrive_export_and_source(settings,
         await pilot.press("space", "space")
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
-        assert "would send 2" in screen_text(app)
+        assert "would send 2" in app.screen.text
         await pilot.press("enter")
         await wait_for(pilot, lambda: "sent 2" in view().job_done)
         sent = read_all(settings.bootstrap_servers, settings.topic, 3)
@@ -170,3 +170,31 @@ async def test_filter_triage_navigate_select_redrive_export_and_source(settings,
         await pilot.press("escape")  # back to the dashboard
         await pilot.pause(0.2)
         assert not isinstance(app.screen, WorkbenchScreen)
+
+
+def test_the_workbench_follows_a_dlq_topic_created_after_it_opened(bootstrap):
+    """Opened before anything was dead-lettered (no DLQ topic yet), it shows the entries
+    once the topic exists and they come."""
+    import uuid
+
+    from orders_tui.kafka.config import KafkaSettings
+    from orders_tui.kafka.topics import ensure_topics
+    from orders_tui.kafka.workbench import Workbench
+
+    settings = KafkaSettings(bootstrap, "late", f"late-dlq-{uuid.uuid4().hex[:6]}")
+    workbench = Workbench(settings)
+    workbench.start("")
+    try:
+        time.sleep(1.0)
+        assert workbench.view.matched == 0
+        ensure_topics(settings, [settings.dlq_topic])
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for i in range(5):
+            producer.produce(settings.dlq_topic, b"x", b"k%d" % i, partition=i % 3)
+        assert producer.flush(10) == 0
+        deadline = time.monotonic() + 15
+        while workbench.view.matched < 5:
+            assert time.monotonic() < deadline, workbench.view
+            time.sleep(0.1)
+    finally:
+        workbench.stop()

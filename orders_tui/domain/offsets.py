@@ -20,10 +20,6 @@ class PartitionOffsets:
         self._done_early: set[int] = set()  # pending ones done while an older one was not
         self._newest: int | None = None
 
-    def __len__(self) -> int:
-        """Orders consumed but not yet done."""
-        return len(self._pending) - len(self._done_early)
-
     @property
     def has_pending(self) -> bool:
         """Whether an order consumed here is not done yet (it holds the commit back)."""

@@ -84,12 +84,3 @@ class FailureRules:
                 f"{self.max_attempts} failed",
             )
         return OK
-
-    def predicted_outcome(self, order: Order) -> Outcome:
-        """What the pipeline ends with for `order`: OK (maybe after retries) or PERMANENT
-        for anything dead-lettered. Used by tests and by the README's description."""
-        for attempt in range(1, self.max_attempts + 1):
-            verdict = self.check(order, attempt)
-            if verdict.outcome is not Outcome.TRANSIENT:
-                return verdict.outcome
-        return Outcome.PERMANENT

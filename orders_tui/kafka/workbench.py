@@ -30,11 +30,12 @@ from orders_tui.domain.dlq_filter import MATCH_ALL, Filter, FilterError, parse_f
 from orders_tui.domain.triage import Triage
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.dlq import DlqEntry, ScanProgress, dlq_reader, scan_dlq
+from orders_tui.kafka.dlq import DlqEntry, ScanProgress, dlq_reader, partitions_of, scan_dlq
 
 SCAN_STEP = 5_000  # entries between two looks at the request queue during a scan
 WINDOW_GAP = 200  # offsets: wanted entries closer than this are fetched in one read
 FETCH_BYTES = 64 * 1024
+PARTITION_CHECK_EVERY = 2.0  # seconds, while following
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Workbench:
         self._filter: Filter = MATCH_ALL
         self._triage = Triage()
         self._tail_from: dict[int, int] | None = None  # set once a scan reached the end
+        self._next_partition_check = 0.0
 
     # ---- requests (any thread) ----
 
@@ -251,6 +253,15 @@ class Workbench:
             reader.assign([TopicPartition(topic, p, o) for p, o in self._tail_from.items()])
 
     def _follow(self, reader: Consumer) -> None:
+        now = time.monotonic()
+        if now >= self._next_partition_check:
+            # A DLQ topic created (or given partitions) after the scan: follow those too.
+            self._next_partition_check = now + PARTITION_CHECK_EVERY
+            topic = self.settings.dlq_topic
+            new = [p for p in partitions_of(reader, topic) if p not in self._tail_from]
+            if new:
+                self._tail_from.update(dict.fromkeys(new, 0))
+                reader.incremental_assign([TopicPartition(topic, p, 0) for p in new])
         added = False
         for msg in reader.consume(500, 0.05):
             if msg.error() is not None:
