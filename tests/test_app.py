@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from textual.pilot import Pilot
 
 from orders_tui.domain.retry import Backoff
@@ -158,7 +159,7 @@ async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
     engine.stop()
 
 
-async def test_q_quits_within_2_seconds(engine):
+async def test_q_quits_within_2_seconds_and_commits_what_was_done(engine, settings, group):
     async with running_app(engine) as (_app, pilot):
         await pilot.press("p")
         await wait_for(pilot, lambda: engine.stats.consumed == 15)
@@ -166,6 +167,18 @@ async def test_q_quits_within_2_seconds(engine):
         await pilot.press("q")
         await asyncio.sleep(0)
     assert time.monotonic() - started < 2.5
+    # The group's committed offsets, asked of the broker: every order consumed is done
+    # (processed, retried or dead-lettered), so each partition is committed to its end.
+    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
+    try:
+        partitions = [TopicPartition(settings.topic, p) for p in range(3)]
+        committed = {tp.partition: tp.offset for tp in reader.committed(partitions, 10)}
+        ends = {p: reader.get_watermark_offsets(TopicPartition(settings.topic, p), 10)[1]
+                for p in range(3)}  # fmt: skip
+    finally:
+        reader.close()
+    assert sum(ends.values()) == 15
+    assert {p: max(o, 0) for p, o in committed.items()} == ends
 
 
 async def test_shift_p_streams_orders_until_pressed_again(engine):

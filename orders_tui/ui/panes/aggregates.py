@@ -43,11 +43,12 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         self.lag = Figures(id="lag")
         self.figures = Figures(id="figures")
         self.spark = Sparkline([0] * SPARK_SECONDS, id="rate-spark")
+        self.spark_label = Static("orders/s, last 60 s", id="spark-label")
 
     def compose(self) -> ComposeResult:
         yield self.lag
         yield self.figures
-        yield Static("orders/s, last 60 s", id="spark-label")
+        yield self.spark_label
         yield self.spark
 
     @staticmethod
@@ -117,7 +118,7 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         figures = self._grid(rows, wide) if wide else self._compact(summary, by_type, stats, now)
         self.figures.set(figures, layout=wide != self._wide)
         if wide != self._wide:
-            self.query_one("#spark-label").display = wide
+            self.spark_label.display = wide  # kept: show() can come before mounting
             self.set_class(not wide, "narrow")
         self._wide = wide
         self.spark.data = stats.rate.history(now, SPARK_SECONDS)
