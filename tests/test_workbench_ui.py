@@ -97,6 +97,8 @@ async def test_filter_triage_navigate_select_redrive_export_and_source(settings,
         await pilot.pause(0.3)
         triage = screen_text(app)
         assert "triage of 120 entries" in triage
+        assert "by type: permanent 100 · deserialization 20" in triage
+        assert f"by original partition: {settings.topic}[0] 99" in triage
         assert re.search(r" 1\s+100\s+\S+ \S+-\S+ \S+\s+\[permanent\] price # is above #", triage)
         await pilot.press("1")
         await wait_for(pilot, lambda: view().matched == 100 and not view().scanning)

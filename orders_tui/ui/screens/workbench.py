@@ -284,6 +284,18 @@ class WorkbenchScreen(Screen[None]):
                         f"{_clock(group.last_ms)}  ")  # fmt: skip
             text.append_text(literal(f"[{error_type}] {reason}"))
             text.append("\n")
+        by_type = sorted(triage.by_type.items(), key=lambda item: -item[1].count)
+        text.append(" by type: ")
+        text.append_text(literal(" · ".join(f"{t} {g.count:,}" for t, g in by_type)))
+        text.append("\n by original partition: ")
+        text.append_text(
+            literal(
+                " · ".join(
+                    f"{name} {count:,}" for name, count in triage.by_partition.most_common(8)
+                )
+            )
+        )
+        text.append("\n")  # fmt: skip
         counts, _, _ = triage.over_time(48)
         top = max(counts) or 1
         text.append(" over time " + "".join(" ▁▂▃▄▅▆▇█"[round(c / top * 8)] for c in counts))
