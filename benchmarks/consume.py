@@ -25,7 +25,6 @@ nothing, which shows what the DLQ writes cost.
 from __future__ import annotations
 
 import io
-import math
 import statistics
 import threading
 import time
@@ -45,6 +44,7 @@ from orders_tui.kafka.producer import PRODUCER_DEFAULTS, OrderProducer
 from orders_tui.kafka.topics import ensure_topics
 
 WATCH_EVERY = 0.01  # seconds
+NEVER = 1e12  # a price threshold no order reaches (thresholds must be finite)
 
 
 def bare_loop(
@@ -155,10 +155,10 @@ def main() -> None:
         ),
         # Every order through a retry topic once: half recover, half are dead-lettered.
         "orders-tui pipeline, every order retried": lambda: pipeline_run(
-            settings, args.count, FailureRules(0, math.inf, math.inf, max_retries=1)
+            settings, args.count, FailureRules(0, NEVER, NEVER, max_retries=1)
         ),
         "orders-tui pipeline, rules that fail nothing": lambda: pipeline_run(
-            settings, args.count, FailureRules(0, 0, math.inf)
+            settings, args.count, FailureRules(0, 0, NEVER)
         ),
     }
     # A warm-up run, not counted: a freshly started broker's JVM has not compiled its
