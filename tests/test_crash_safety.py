@@ -26,8 +26,7 @@ from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
-from tests.conftest import KAFKA_LOCAL, _free_port_pair
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import OwnBroker, read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -227,17 +226,11 @@ def test_a_record_refused_locally_stops_the_engine_and_loses_nothing(settings, g
 def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
     """A broker of its own, stopped under a running consumer: SIGTERM exits in time, and
     stderr said the connection was lost, in one line, not a traceback."""
-    port = _free_port_pair()
-    broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
-
-    def kafka_local(action: str) -> None:
-        subprocess.run([broker[0], action, *broker[1:]], check=True, capture_output=True,
-                       timeout=120)  # fmt: skip
-
-    kafka_local("start")
+    broker = OwnBroker(tmp_path / "kafka")
+    broker.start()
     proc = None
     try:
-        settings = KafkaSettings(f"127.0.0.1:{port}", "orders", "orders-dlq")
+        settings = KafkaSettings(broker.bootstrap, "orders", "orders-dlq")
         ensure_topics(settings, [settings.topic, settings.dlq_topic])
         produce(settings, 2_000, seed=36)
         outcomes = tmp_path / "outcomes.jsonl"
@@ -246,7 +239,7 @@ def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         wait_for(lambda: len(whole_records(outcomes)) >= 1_000, 60, proc)
-        kafka_local("stop")
+        broker.stop()
         time.sleep(3)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -261,7 +254,7 @@ def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        subprocess.run([broker[0], "stop", *broker[1:]], capture_output=True, timeout=60)
+        broker.stop()
 
 
 def test_a_rebalance_under_load_redoes_little_and_duplicates_no_dlq_record(

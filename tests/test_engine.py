@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -92,31 +91,23 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(tmp_path)
     from orders_tui.kafka.consumer import EngineConfig
     from orders_tui.kafka.engine import EngineOptions
     from orders_tui.kafka.topics import ensure_topics
-    from tests.conftest import KAFKA_LOCAL, _free_port_pair
-    from tests.kafka_helpers import read_all
+    from tests.kafka_helpers import OwnBroker, read_all
 
-    port = _free_port_pair()
-    broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
-
-    def kafka_local(action: str) -> None:
-        subprocess.run(
-            [broker[0], action, *broker[1:]], check=True, capture_output=True, timeout=300
-        )
-
-    kafka_local("start")
+    broker = OwnBroker(tmp_path / "kafka")
+    broker.start()
     engine = None
     try:
-        settings = KafkaSettings(f"127.0.0.1:{port}", "orders", "orders-dlq")
+        settings = KafkaSettings(broker.bootstrap, "orders", "orders-dlq")
         ensure_topics(settings, [settings.topic, settings.dlq_topic])
         engine = Engine(settings, EngineOptions(EngineConfig(group="stream"), rate=20.0))
         engine.start()
         _wait(lambda: engine.connected, 30, "the engine to connect")
         engine.toggle_stream()
         _wait(lambda: engine.produced >= 40, 10, "40 orders streamed")
-        kafka_local("stop")
+        broker.stop()
         _wait(lambda: engine.stream_waiting, 15, "the stream to say it waits")
         time.sleep(3)  # 60 orders' worth of time the stream must not make up for
-        kafka_local("start")
+        broker.start()
         resumed = _wait(lambda: not engine.stream_waiting, 60, "the stream to resume")
         time.sleep(4)
         engine.toggle_stream()
@@ -125,8 +116,8 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(tmp_path)
     finally:
         if engine is not None:
             engine.stop(timeout=3)
-        records = read_all(f"127.0.0.1:{port}", "orders") if engine is not None else []
-        kafka_local("stop")
+        records = read_all(broker.bootstrap, "orders") if engine is not None else []
+        broker.stop()
     ids = [m.key() for m in records]
     assert len(ids) == len(set(ids)) == produced  # each counted order is there, once
     stamps = sorted(m.timestamp()[1] / 1000 for m in records)

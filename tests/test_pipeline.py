@@ -25,9 +25,8 @@ from orders_tui.kafka.consumer import EngineConfig, Finished, Pipeline
 from orders_tui.kafka.dlq import FAILURE_HEADERS, DlqEntry
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
-from tests.conftest import KAFKA_LOCAL, _free_port_pair
 from tests.expectations import ATTEMPTS, dead_lettered, failing_attempts, transient
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import OwnBroker, read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -291,18 +290,11 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
     and every order ends processed or dead-lettered, including orders produced after the
     restart; exactly-once also writes no DLQ record twice. A broker of its own, so the
     session's broker is left alone."""
-    port = _free_port_pair()
-    broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
-
-    def kafka_local(action: str) -> None:
-        subprocess.run(
-            [broker[0], action, *broker[1:]], check=True, capture_output=True, timeout=300
-        )
-
-    kafka_local("start")
+    broker = OwnBroker(tmp_path / "kafka")
+    broker.start()
     proc = None
     try:
-        settings = KafkaSettings(f"127.0.0.1:{port}", "orders", "orders-dlq")
+        settings = KafkaSettings(broker.bootstrap, "orders", "orders-dlq")
         ensure_topics(settings, [settings.topic, settings.dlq_topic])
         orders = produce_orders(settings, 2_000, seed=21)
         outcomes = tmp_path / "outcomes.jsonl"
@@ -319,9 +311,9 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
         while _lines(outcomes) < 1_500:
             assert time.monotonic() < deadline and proc.poll() is None, "no progress"
             time.sleep(0.05)
-        kafka_local("stop")
+        broker.stop()
         time.sleep(2)
-        kafka_local("start")
+        broker.start()
         orders += produce_orders(settings, 1_000, seed=22)
 
         everything = {o.orderId for o in orders}
@@ -351,7 +343,7 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        kafka_local("stop")
+        broker.stop()
 
 
 def test_retry_topics_are_created_with_the_source_topics_partition_count(bootstrap, group):
