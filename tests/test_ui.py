@@ -121,3 +121,29 @@ async def test_every_figure_shows_at_80x24_without_scrolling():
     ):
         assert shown in text, shown
     assert "█" in text  # the orders/s sparkline
+
+
+async def test_question_mark_shows_every_key_and_tab_walks_the_panes():
+    from orders_tui.ui.screens.help import HelpScreen
+
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _load(pilot)
+        assert app.focused is app.orders
+        walked = []
+        for _ in range(4):
+            await pilot.press("tab")
+            walked.append(app.focused.id)
+        assert walked == ["retries", "dlq", "aggregates", "orders"]
+        await pilot.press("shift+tab")
+        assert app.focused is app.aggregates
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        for what in ("produce a batch of orders", "start / stop a continuous stream",
+                     "pause / resume consumption", "move between panes",
+                     "the DLQ workbench", "quit (commits what is done)"):  # fmt: skip
+            assert what in text, what
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
