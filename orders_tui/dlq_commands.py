@@ -186,27 +186,8 @@ def run_replay(args: argparse.Namespace, settings: KafkaSettings) -> int:
     if args.json:
         print(json_output.dumps(summary.to_dict()))
     else:
-        print(format_redrive(summary))
+        print(summary.describe())
     return 0
-
-
-def format_redrive(summary) -> str:
-    verb = "would send" if summary.dry_run else "sent"
-    targets = ", ".join(f"{visible(t)} {n:,}" for t, n in summary.to_topics.most_common())
-    lines = [
-        f"redrive {summary.name}{' (dry run)' if summary.dry_run else ''}: "
-        f"{summary.matched:,} entries matched · {verb} {sum(summary.to_topics.values()):,}"
-        + (f" ({targets})" if targets else ""),
-        f"skipped: {summary.duplicates:,} duplicates of an original already sent · "
-        f"{summary.at_max_replays:,} at --max-replays · {summary.no_target:,} without an "
-        "existing original topic",
-    ]
-    if summary.done_before:
-        lines.append(f"resumed: {summary.done_before:,} sent by an earlier run of this redrive")
-    if summary.cancelled:
-        lines.append("stopped early: run the same command again to resume")
-    lines.append(f"{summary.seconds:.1f} s")
-    return "\n".join(lines)
 
 
 def run_redrives(args: argparse.Namespace, settings: KafkaSettings) -> int:
@@ -220,17 +201,5 @@ def run_redrives(args: argparse.Namespace, settings: KafkaSettings) -> int:
     elif not outcomes:
         print(f"no redrives of {settings.dlq_topic} yet")
     else:
-        print("\n".join(format_outcome(o) for o in outcomes))
+        print("\n".join(o.describe() for o in outcomes))
     return 0
-
-
-def format_outcome(outcome) -> str:
-    line = (
-        f"redrive {_when(outcome.started_ms)} {visible(outcome.name)}"
-        + (f" ({visible(outcome.where)})" if outcome.where else "")
-        + f": {outcome.sent:,} sent · {outcome.dead_lettered_again:,} dead-lettered again"
-    )
-    if outcome.pending_partitions:
-        return line + (f" · not all consumed yet by {visible(outcome.group)} "
-                       f"({outcome.pending_partitions} target partitions behind)")  # fmt: skip
-    return line + f" · {outcome.processed:,} processed"

@@ -9,6 +9,7 @@ import random
 import socket
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,32 @@ def sasl_bootstrap(bootstrap: str) -> str:
             pytest.skip(f"no SASL listener at {address}: the broker was not started by "
                         "scripts/kafka-local")  # fmt: skip
     return address
+
+
+class OwnBroker:
+    """A broker of a test's own, on free ports, for a test that stops and starts it (the
+    session's broker is left alone)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = _free_port_pair()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._flags = ["--port", str(self.port), "--dir", str(folder)]
+
+    def _run(self, action: str) -> None:
+        subprocess.run([str(KAFKA_LOCAL), action, *self._flags], check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
+    """A started broker of the test's own, stopped when the test ends."""
+    broker = OwnBroker(tmp_path / "kafka")
+    broker.start()
+    yield broker
+    broker.stop()

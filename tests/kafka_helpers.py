@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -58,25 +57,3 @@ def cli(settings, *args: str, timeout: float = 90) -> subprocess.CompletedProces
          "--topic", settings.topic, "--dlq-topic", settings.dlq_topic],
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
-
-
-class OwnBroker:
-    """A broker of a test's own, on free ports, for a test that stops and starts it (the
-    session's broker is left alone)."""
-
-    def __init__(self, folder: Path) -> None:
-        from tests.conftest import KAFKA_LOCAL, _free_port_pair
-
-        self.port = _free_port_pair()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self._command = [str(KAFKA_LOCAL), "--port", str(self.port), "--dir", str(folder)]
-
-    def _run(self, action: str) -> None:
-        subprocess.run([self._command[0], action, *self._command[1:]], check=True,
-                       capture_output=True, timeout=300)  # fmt: skip
-
-    def start(self) -> None:
-        self._run("start")
-
-    def stop(self) -> None:
-        self._run("stop")

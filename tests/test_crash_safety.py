@@ -26,7 +26,7 @@ from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
-from tests.kafka_helpers import OwnBroker, read_all
+from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -223,11 +223,10 @@ def test_a_record_refused_locally_stops_the_engine_and_loses_nothing(settings, g
     assert dlq_keys(settings) == {"refused-order": 1}
 
 
-def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
+def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path, own_broker):
     """A broker of its own, stopped under a running consumer: SIGTERM exits in time, and
     stderr said the connection was lost, in one line, not a traceback."""
-    broker = OwnBroker(tmp_path / "kafka")
-    broker.start()
+    broker = own_broker
     proc = None
     try:
         settings = KafkaSettings(broker.bootstrap, "orders", "orders-dlq")
@@ -254,7 +253,6 @@ def test_sigterm_with_the_broker_gone_exits_within_5_seconds(tmp_path):
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        broker.stop()
 
 
 def test_a_rebalance_under_load_redoes_little_and_duplicates_no_dlq_record(

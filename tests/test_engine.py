@@ -83,7 +83,7 @@ def _wait(condition, timeout: float, what: str) -> float:
 
 
 @pytest.mark.kafka
-def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(tmp_path):
+def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(own_broker):
     """`P` at 20/s; the broker stops for a while and starts again. While it is away the
     stream says it waits and sends nothing new; after, it resumes at 20/s without a
     burst for the time it missed, and every order it counted is on the topic once."""
@@ -91,10 +91,9 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(tmp_path)
     from orders_tui.kafka.consumer import EngineConfig
     from orders_tui.kafka.engine import EngineOptions
     from orders_tui.kafka.topics import ensure_topics
-    from tests.kafka_helpers import OwnBroker, read_all
+    from tests.kafka_helpers import read_all
 
-    broker = OwnBroker(tmp_path / "kafka")
-    broker.start()
+    broker = own_broker
     engine = None
     try:
         settings = KafkaSettings(broker.bootstrap, "orders", "orders-dlq")
@@ -117,7 +116,6 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(tmp_path)
         if engine is not None:
             engine.stop(timeout=3)
         records = read_all(broker.bootstrap, "orders") if engine is not None else []
-        broker.stop()
     ids = [m.key() for m in records]
     assert len(ids) == len(set(ids)) == produced  # each counted order is there, once
     stamps = sorted(m.timestamp()[1] / 1000 for m in records)

@@ -26,7 +26,7 @@ from orders_tui.kafka.dlq import FAILURE_HEADERS, DlqEntry
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
 from tests.expectations import ATTEMPTS, dead_lettered, failing_attempts, transient
-from tests.kafka_helpers import OwnBroker, read_all
+from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -285,13 +285,12 @@ def test_a_dlq_that_refuses_records_stops_the_engine_and_loses_nothing(settings,
 
 
 @pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
-def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
+def test_a_broker_restart_mid_run_loses_no_order(tmp_path, own_broker, guarantee):
     """The broker stops while retries are pending and starts again: writes wait for it,
     and every order ends processed or dead-lettered, including orders produced after the
     restart; exactly-once also writes no DLQ record twice. A broker of its own, so the
     session's broker is left alone."""
-    broker = OwnBroker(tmp_path / "kafka")
-    broker.start()
+    broker = own_broker
     proc = None
     try:
         settings = KafkaSettings(broker.bootstrap, "orders", "orders-dlq")
@@ -343,7 +342,6 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, guarantee):
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        broker.stop()
 
 
 def test_retry_topics_are_created_with_the_source_topics_partition_count(bootstrap, group):

@@ -45,6 +45,7 @@ from orders_tui.kafka.dlq import (
     scan_dlq,
 )
 from orders_tui.kafka.producer import make_producer
+from orders_tui.visible import visible
 
 REDRIVE_BATCH = 500  # records a transaction
 COMMIT_EVERY = 0.5  # seconds: the longest a transaction stays open
@@ -130,6 +131,25 @@ class RedriveSummary:
             "seconds": round(self.seconds, 3),
         }
 
+    def describe(self) -> str:
+        """The summary as `dlq replay` prints it (the workbench shows it on one line)."""
+        verb = "would send" if self.dry_run else "sent"
+        targets = ", ".join(f"{visible(t)} {n:,}" for t, n in self.to_topics.most_common())
+        lines = [
+            f"redrive {self.name}{' (dry run)' if self.dry_run else ''}: "
+            f"{self.matched:,} entries matched · {verb} {sum(self.to_topics.values()):,}"
+            + (f" ({targets})" if targets else ""),
+            f"skipped: {self.duplicates:,} duplicates of an original already sent · "
+            f"{self.at_max_replays:,} at --max-replays · {self.no_target:,} without an "
+            "existing original topic",
+        ]
+        if self.done_before:
+            lines.append(f"resumed: {self.done_before:,} sent by an earlier run of this redrive")
+        if self.cancelled:
+            lines.append("stopped early: run the same command again to resume")
+        lines.append(f"{self.seconds:.1f} s")
+        return "\n".join(lines)
+
 
 def _original_key(entry: DlqEntry) -> tuple[object, ...]:
     topic, partition, offset = entry.original
@@ -211,9 +231,6 @@ class Redrive:
         committed = consumer.committed(partitions, timeout=10)
         return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
 
-    def _picked(self, entry: DlqEntry) -> bool:
-        return self.where(entry)
-
     def _learn_what_was_sent(self, resume: dict[int, int]) -> None:
         """Entries before the resume point that this redrive would have sent: the
         originals it did send."""
@@ -222,7 +239,7 @@ class Redrive:
             for entry in scan_dlq(reader, self.settings.dlq_topic, decoder=self.decoder):
                 if entry.offset >= resume.get(entry.partition, 0):
                     continue
-                if self._picked(entry) and self._verdict(entry) == "send":
+                if self.where(entry) and self._verdict(entry) == "send":
                     self._sent_keys.add(_original_key(entry))
                     self.summary.done_before += 1
         finally:
@@ -265,7 +282,7 @@ class Redrive:
     def _plan(self, consumer: Consumer, resume: dict[int, int]) -> None:
         for entry in scan_dlq(consumer, self.settings.dlq_topic, resume, self.decoder,
                               self.progress, self.cancel):  # fmt: skip
-            if self._picked(entry):
+            if self.where(entry):
                 self._count(entry)
         self.summary.cancelled = self.cancel.is_set()
 
@@ -294,7 +311,7 @@ class Redrive:
         producer.begin_transaction()
         for entry in scan_dlq(consumer, topic, resume, self.decoder, self.progress, self.cancel):
             positions[entry.partition] = entry.offset + 1
-            if self._picked(entry) and self._count(entry) == "send":
+            if self.where(entry) and self._count(entry) == "send":
                 if self.rate:
                     wait = start + self.summary.sent / self.rate - time.monotonic()
                     if wait > 0:
@@ -382,6 +399,19 @@ class RedriveOutcome:
             "processed": self.processed if self.pending_partitions == 0 else None,
             "group": self.group,
         }  # fmt: skip
+
+    def describe(self) -> str:
+        """One line, as `dlq redrives` prints it."""
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_ms / 1000))
+        line = (
+            f"redrive {started} {visible(self.name)}"
+            + (f" ({visible(self.where)})" if self.where else "")
+            + f": {self.sent:,} sent · {self.dead_lettered_again:,} dead-lettered again"
+        )
+        if self.pending_partitions:
+            return line + (f" · not all consumed yet by {visible(self.group)} "
+                           f"({self.pending_partitions} target partitions behind)")  # fmt: skip
+        return line + f" · {self.processed:,} processed"
 
 
 def redrive_outcomes(settings: KafkaSettings, group: str) -> list[RedriveOutcome]:

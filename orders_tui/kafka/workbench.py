@@ -320,7 +320,6 @@ class Workbench:
 
     def _redrive_job(self, keys: set[tuple[int, int]] | None, dry_run: bool, max_replays: int,
                      rate: float | None) -> str:  # fmt: skip
-        from orders_tui.dlq_commands import format_redrive
         from orders_tui.kafka.redrive import Redrive, redrive_name
 
         what = self._filter.text if keys is None else f"selection {sorted(keys)}"
@@ -335,17 +334,16 @@ class Workbench:
                 f"{redrive.summary.sent:,} sent (esc cancels)"))  # fmt: skip
         with watcher:
             summary = redrive.run()
-        return format_redrive(summary).replace("\n", " · ")
+        return summary.describe().replace("\n", " · ")
 
     def _redrives_job(self, group: str) -> str:
-        from orders_tui.dlq_commands import format_outcome
         from orders_tui.kafka.redrive import redrive_outcomes
 
         self._publish(job="reading the redrive log and the DLQ…")
         outcomes = redrive_outcomes(self.settings, group)
         if not outcomes:
             return f"no redrives of {self.settings.dlq_topic} yet"
-        return "redrives:\n" + "\n".join(format_outcome(o) for o in outcomes)
+        return "redrives:\n" + "\n".join(o.describe() for o in outcomes)
 
     def _export_job(self, path: str, keys: set[tuple[int, int]] | None) -> str:
         picks = self._picks(keys)
