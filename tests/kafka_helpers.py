@@ -8,7 +8,8 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 
 def read_all(
@@ -57,3 +58,19 @@ def cli(settings, *args: str, timeout: float = 90) -> subprocess.CompletedProces
          "--topic", settings.topic, "--dlq-topic", settings.dlq_topic],
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Partitions (`topic[p]`) a transaction still holds open: their last stable offset,
+    the end a read_committed reader sees, is behind the end of the log."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    metadata = admin.list_topics(timeout=10).topics
+    tps = [TopicPartition(t, p) for t in topics for p in metadata[t].partitions]
+
+    def ends(isolation: IsolationLevel) -> dict[tuple[str, int], int]:
+        answer = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                    isolation_level=isolation, request_timeout=10)  # fmt: skip
+        return {(tp.topic, tp.partition): f.result().offset for tp, f in answer.items()}
+
+    stable, end = ends(IsolationLevel.READ_COMMITTED), ends(IsolationLevel.READ_UNCOMMITTED)
+    return {f"{t}[{p}]": end[t, p] - stable[t, p] for (t, p) in end if stable[t, p] < end[t, p]}

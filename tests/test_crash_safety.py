@@ -26,7 +26,7 @@ from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import open_transactions, read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -81,6 +81,20 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) ->
         time.sleep(0.05)
 
 
+def written_topics(settings: KafkaSettings) -> list[str]:
+    """The topics a pipeline writes in its transactions: three retry topics, the DLQ."""
+    return [*(f"{settings.topic}-retry-{n}" for n in (1, 2, 3)), settings.dlq_topic]
+
+
+def assert_same_orders(found: set[str], expected: set[str], where: str) -> None:
+    """Counts, not a diff of thousands of ids."""
+    missing, extra = expected - found, found - expected
+    assert not missing and not extra, (
+        f"{where}: {len(missing)} of {len(expected)} expected orders missing "
+        f"(e.g. {sorted(missing)[:3]}), {len(extra)} unexpected (e.g. {sorted(extra)[:3]})"
+    )
+
+
 def dlq_keys(settings: KafkaSettings) -> Counter[str]:
     """DLQ records per order, read as a read_committed consumer sees them."""
     return Counter(m.key().decode() for m in read_all(settings.bootstrap_servers,
@@ -108,7 +122,7 @@ def test_three_kill_9s_lose_nothing_and_the_dlq_holds_each_failure_once(settings
     processed = {r["order_id"] for r in whole_records(outcomes) if r["outcome"] == "processed"}
     dlq = dlq_keys(settings)
     expected_dead = {o.orderId for o in orders if dead_lettered(o)}
-    assert set(dlq) == expected_dead
+    assert_same_orders(set(dlq), expected_dead, "DLQ")
     assert max(dlq.values()) == 1  # no duplicate for a read_committed reader
     everything = {o.orderId for o in orders}
     assert everything - expected_dead <= processed  # nothing lost
@@ -131,12 +145,32 @@ def test_sigterm_then_restart_redoes_at_most_2_percent(settings, group, tmp_path
     assert final.returncode == 0, final.stderr
     records = whole_records(outcomes)
     per_order = Counter(r["order_id"] for r in records)
-    assert set(per_order) == {o.orderId for o in orders}
+    assert_same_orders(set(per_order), {o.orderId for o in orders}, "outcome log")
     redone = sum(n - 1 for n in per_order.values())
     assert redone <= 0.02 * len(orders), redone
     dlq = dlq_keys(settings)
-    assert set(dlq) == {o.orderId for o in orders if dead_lettered(o)}
+    assert_same_orders(set(dlq), {o.orderId for o in orders if dead_lettered(o)}, "DLQ")
     assert sum(dlq.values()) - len(dlq) <= 0.02 * len(dlq)
+
+
+def test_a_stop_under_load_leaves_no_transaction_open(settings, group, tmp_path):
+    """Under load a commit is on its way every 0.1 s, so a SIGTERM often lands in one.
+    The stopping pipeline must complete that commit (or abort): a transaction left open
+    holds back every read_committed reader of the retry and DLQ topics, the other
+    members included, until it times out 30 s later."""
+    produce(settings, 150_000, seed=38)
+    outcomes = tmp_path / "outcomes.jsonl"
+
+    def lines() -> int:
+        return outcomes.read_bytes().count(b"\n") if outcomes.exists() else 0
+
+    for _ in range(6):
+        before = lines()
+        proc = start_consumer(settings, group, outcomes)
+        wait_for(lambda: lines() > before + 2_000, 30, proc)  # noqa: B023
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, proc.stderr.read()
+        assert open_transactions(settings.bootstrap_servers, written_topics(settings)) == {}
 
 
 def test_a_restart_after_kill_9_processes_its_first_order_within_5_seconds(
@@ -284,11 +318,17 @@ def test_a_rebalance_under_load_redoes_little_and_duplicates_no_dlq_record(
 
         # a's partitions move once its session (10 s) ends
         wait_for(lambda: set(finished()) >= everything, 90)
+        # The outcome log is written before the commit that covers it: a clean stop
+        # commits the last transaction before the topics are counted.
+        for proc in procs[1:]:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0, proc.stderr.read()
+        assert open_transactions(settings.bootstrap_servers, written_topics(settings)) == {}
         per_order = finished()
         redone = sum(n - 1 for n in per_order.values())
         assert redone <= 0.05 * len(everything), redone
         dlq = dlq_keys(settings)
-        assert set(dlq) == {o.orderId for o in orders if dead_lettered(o)}
+        assert_same_orders(set(dlq), {o.orderId for o in orders if dead_lettered(o)}, "DLQ")
         assert max(dlq.values()) == 1
     finally:
         for proc in procs:

@@ -670,9 +670,10 @@ class Pipeline:
             self._refuse(exc)
             return False
         if not settled:
-            self._commit_failed(
-                f"the transaction's commit did not complete ({delivery.last_error})"
-            )
+            if not self._interrupt.is_set():  # a stop: the last checkpoint completes it
+                self._commit_failed(
+                    f"the transaction's commit did not complete ({delivery.last_error})"
+                )
             return False
         for tp in offsets:
             self._stored[tp.topic, tp.partition] = tp.offset
@@ -1161,6 +1162,10 @@ class Pipeline:
                     settled = self._commit_now(deadline - remaining * 0.3)
                 if not settled:
                     self._report_uncommitted()
+                    if self._delivery.exactly_once and self._down_since is None:
+                        # Left open, it would hold back every read_committed reader of
+                        # the retry and DLQ topics (other members too) until it times out.
+                        self._delivery.abort(max(0.1, deadline - time.monotonic()) * 0.5)
             elif self._fatal is not None and self._delivery and self._delivery.exactly_once:
                 self._delivery.abort(POLL_TIMEOUT * 5)
         finally:

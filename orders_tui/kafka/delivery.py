@@ -154,12 +154,13 @@ class Transactional(Delivery):
             )
         )
         self._committing = False
+        self._running: _Call | None = None  # a transactional call not finished yet
         self.last_error = ""
         self._interrupt = interrupt  # set: stop waiting for a stuck call at once
 
     @property
     def blocked(self) -> bool:
-        return self._committing
+        return self._committing or self._running is not None
 
     def begin(self, timeout: float) -> None:
         # Aborts what a crashed predecessor with the same transactional id left open.
@@ -173,16 +174,18 @@ class Transactional(Delivery):
             if not self._committing:
                 if offsets:
                     metadata = consumer.consumer_group_metadata()
-                    _bounded(give_up, self._interrupt, producer,
-                             producer.send_offsets_to_transaction, offsets, metadata,
-                             timeout)  # fmt: skip
+                    self._complete(give_up, producer.send_offsets_to_transaction, offsets,
+                                   metadata, timeout)  # fmt: skip
                 self._committing = True
             # A commit that timed out (the broker is away) must be completed by calling it
             # again, and nothing may be written meanwhile: `blocked` says so.
-            _bounded(give_up, self._interrupt, producer, producer.commit_transaction, timeout)
+            self._complete(give_up, producer.commit_transaction, timeout)
             self._committing = False
             producer.begin_transaction()
             return True
+        except _Interrupted:
+            self.last_error = "interrupted by a stop"
+            return False
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if error.fatal():
@@ -196,9 +199,11 @@ class Transactional(Delivery):
 
     def abort(self, timeout: float) -> bool:
         """Abort the open transaction and open the next one. False when that failed (the
-        broker is away): the transaction may still be open, and writes made after a
-        rewind must not join it, so the caller replaces the producer (whose start aborts
-        it for good)."""
+        broker is away, or a call of the transaction still runs): the transaction may
+        still be open, and writes made after a rewind must not join it, so the caller
+        replaces the producer (whose start aborts it for good)."""
+        if self._running is not None:
+            return False
         self._committing = False
         try:
             self.producer.abort_transaction(timeout)
@@ -207,41 +212,54 @@ class Transactional(Delivery):
             return False
         return True
 
+    def _complete(self, give_up: float, call: Callable[..., None], *args: object) -> None:
+        """Run a transactional call on a thread of its own, or go on waiting for the one
+        a stop interrupted (librdkafka refuses a second call while the first runs, and
+        the transaction would stay open). Gives up after `give_up` seconds: librdkafka's
+        send_offsets_to_transaction can ignore its timeout and block for good when the
+        group coordinator went away (librdkafka issues 5456 and 5511; seen here after a
+        broker restart); the producer is then replaced (ProducerFailed) and the new one,
+        with the same transactional id, fences the old. `_Interrupted` as soon as the
+        interrupt is set: a stop must not wait here. Meanwhile the producer's callbacks
+        are served, so an outage is still reported."""
+        running = self._running
+        if running is None or running.call != call:
+            running = self._running = _Call(call, args)
+        deadline = time.monotonic() + give_up
+        while not running.finished and time.monotonic() < deadline:
+            if self._interrupt.is_set():
+                raise _Interrupted
+            running.thread.join(0.05)
+            with contextlib.suppress(KafkaException):  # a fatal state: the call fails with it
+                self.producer.poll(0)
+        if not running.finished:
+            raise ProducerFailed(f"{call.__name__} did not return within {give_up:.1f} s")
+        self._running = None
+        if running.error is not None:
+            raise running.error
 
-def _bounded(
-    give_up: float,
-    interrupt: threading.Event,
-    producer: Producer,
-    call: Callable[..., None],
-    *args: object,
-) -> None:
-    """Run a transactional call on a thread of its own, and give up on it after `give_up`
-    seconds, or as soon as `interrupt` is set (a stop must not wait for it).
-    librdkafka's send_offsets_to_transaction can ignore its timeout and block for good
-    when the group coordinator went away (librdkafka issues 5456 and 5511; seen here after
-    a broker restart). Given up on, the producer is replaced (ProducerFailed): the new
-    one, with the same transactional id, fences the old. Meanwhile the producer's
-    callbacks are served, so an outage is still reported."""
-    outcome: list[BaseException | None] = []
 
-    def run() -> None:
+class _Call:
+    """A transactional call running on a thread of its own."""
+
+    def __init__(self, call: Callable[..., None], args: tuple) -> None:
+        self.call = call
+        self.finished = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=args, name="orders-tui-txn-call",
+                                       daemon=True)  # fmt: skip
+        self.thread.start()
+
+    def _run(self, *args: object) -> None:
         try:
-            call(*args)
-            outcome.append(None)
+            self.call(*args)
         except BaseException as exc:  # handed to the caller's thread
-            outcome.append(exc)
+            self.error = exc
+        self.finished = True
 
-    worker = threading.Thread(target=run, name="orders-tui-txn-call", daemon=True)
-    worker.start()
-    deadline = time.monotonic() + give_up
-    while not outcome and time.monotonic() < deadline and not interrupt.is_set():
-        worker.join(0.05)
-        with contextlib.suppress(KafkaException):  # a fatal state: the call fails with it
-            producer.poll(0)
-    if not outcome:
-        raise ProducerFailed(f"{call.__name__} did not return within {give_up:.1f} s")
-    if outcome[0] is not None:
-        raise outcome[0]
+
+class _Interrupted(Exception):
+    """A stop interrupted the wait for a transactional call, which goes on running."""
 
 
 class TransactionAborted(Exception):
