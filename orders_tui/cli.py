@@ -219,6 +219,41 @@ def _produce_with_progress_bar(producer: OrderProducer, args: argparse.Namespace
         )
 
 
+def _add_fleet_flags(parser: argparse._ActionsContainer) -> None:
+    from orders_tui.kafka.status import CONTROL_TOPIC, STATUS_TOPIC
+
+    parser.add_argument(
+        "--status-topic",
+        default=os.environ.get("ORDERS_TUI_STATUS_TOPIC") or STATUS_TOPIC,
+        metavar="TOPIC",
+        help="compacted topic of the members' status records (env ORDERS_TUI_STATUS_TOPIC; "
+        f"default {STATUS_TOPIC})",
+    )
+    parser.add_argument(
+        "--control-topic",
+        default=os.environ.get("ORDERS_TUI_CONTROL_TOPIC") or CONTROL_TOPIC,
+        metavar="TOPIC",
+        help="compacted topic of fleet commands (pause, resume) the members obey (env "
+        f"ORDERS_TUI_CONTROL_TOPIC; default {CONTROL_TOPIC})",
+    )
+
+
+def _add_dashboard_flags(parser: argparse.ArgumentParser) -> None:
+    dashboard = parser.add_argument_group("dashboard")
+    dashboard.add_argument(
+        "--batch-size", type=_number(int, 1), default=15, help="orders per `p` (default 15)"
+    )
+    dashboard.add_argument(
+        "--rate", type=_per_second, default=10.0,
+        help="orders per second of the `P` stream (default 10)",
+    )  # fmt: skip
+    dashboard.add_argument(
+        "--max-replays", type=_count, default=3,
+        help="how often one entry may be replayed from the DLQ (default 3)",
+    )  # fmt: skip
+    dashboard.add_argument("--seed", type=int, help="random seed for produced orders")
+
+
 def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """Consumer group, failure rules and retry schedule: `consume` and the dashboard."""
     from orders_tui.domain.retry import Backoff
@@ -292,6 +327,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     )
     _add_schema_id_flag(group, written=False)
     _add_partitions_flag(group)
+    _add_fleet_flags(group)
 
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
@@ -314,6 +350,8 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         retry_topic_prefix=args.retry_topic_prefix,
         instance_id=args.instance_id,
         schema_id=args.schema_id,
+        status_topic=args.status_topic,
+        control_topic=args.control_topic,
     )
 
 
@@ -467,6 +505,62 @@ def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
     return 0
 
 
+def _add_watch(sub: argparse._SubParsersAction) -> None:
+    from orders_tui.domain.rules import FailureRules
+    from orders_tui.kafka.config import DEFAULT_GROUP
+
+    p = sub.add_parser(
+        "watch",
+        help="the dashboard over a running fleet, without joining its group",
+        description="Open the dashboard over headless workers (`orders-tui consume "
+        "--headless`) without joining their consumer group or consuming for it: the panes "
+        "follow the topics as a reader, Aggregates sums the members' status records and "
+        "lists each member, lag comes from the group's commits. `space` pauses or resumes "
+        "every member; `p` and `P` produce as in the dashboard.",
+    )
+    fleet = p.add_argument_group("fleet")
+    fleet.add_argument(
+        "--group", default=DEFAULT_GROUP, help="the workers' consumer group (default %(default)s)"
+    )
+    fleet.add_argument(
+        "--max-retries", type=_count, default=FailureRules().max_retries,
+        help="the workers' retries, for the retry topics' names (default %(default)s)",
+    )  # fmt: skip
+    fleet.add_argument(
+        "--retry-topic-prefix", default="", metavar="PREFIX",
+        help="the workers' retry topic prefix (default: the orders topic + '-retry')",
+    )  # fmt: skip
+    _add_schema_id_flag(fleet, written=False)
+    _add_partitions_flag(fleet)
+    _add_fleet_flags(fleet)
+    _add_dashboard_flags(p)
+    p.set_defaults(run=_run_watch)
+    _add_connection_flags(p, top_level=False)
+
+
+def _run_watch(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    from orders_tui.domain.rules import FailureRules
+    from orders_tui.kafka.config import make_client
+    from orders_tui.kafka.consumer import EngineConfig
+    from orders_tui.kafka.engine import EngineOptions
+    from orders_tui.kafka.observer import Observer
+    from orders_tui.ui.app import OrdersApp
+
+    make_client(AdminClient, settings.client_config())
+    config = EngineConfig(
+        group=args.group, rules=FailureRules(max_retries=args.max_retries),
+        retry_topic_prefix=args.retry_topic_prefix, schema_id=args.schema_id,
+        status_topic=args.status_topic, control_topic=args.control_topic,
+    )  # fmt: skip
+    options = EngineOptions(config, batch_size=args.batch_size, rate=args.rate,
+                            max_replays=args.max_replays, partitions=args.partitions,
+                            seed=args.seed)  # fmt: skip
+    OrdersApp(Observer(settings, options=options)).run()
+    return 0
+
+
 def _add_dlq(sub: argparse._SubParsersAction) -> None:
     from orders_tui import dlq_commands
     from orders_tui.kafka.config import DEFAULT_GROUP
@@ -562,6 +656,7 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_produce,
     _add_consume,
+    _add_watch,
     _add_dlq,
 ]
 
@@ -576,19 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_connection_flags(parser, top_level=True)
     _add_pipeline_flags(parser)
-    dashboard = parser.add_argument_group("dashboard")
-    dashboard.add_argument(
-        "--batch-size", type=_number(int, 1), default=15, help="orders per `p` (default 15)"
-    )
-    dashboard.add_argument(
-        "--rate", type=_per_second, default=10.0,
-        help="orders per second of the `P` stream (default 10)",
-    )  # fmt: skip
-    dashboard.add_argument(
-        "--max-replays", type=_count, default=3,
-        help="how often one entry may be replayed from the DLQ (default 3)",
-    )  # fmt: skip
-    dashboard.add_argument("--seed", type=int, help="random seed for produced orders")
+    _add_dashboard_flags(parser)
     parser.set_defaults(run=_run_dashboard)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in SUBCOMMANDS:

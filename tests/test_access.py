@@ -4,6 +4,7 @@ how to start a broker."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
 from tests.conftest import SASL_PASSWORD, SASL_USER
 
@@ -137,3 +139,28 @@ def test_the_verbose_librdkafka_log_never_shows_the_password(sasl_bootstrap):
     assert result.returncode == 1
     assert "SASL authentication error" in result.stderr  # the log was on
     assert secret not in result.stderr
+
+
+def test_a_status_topic_we_may_not_use_leaves_the_pipeline_consuming(sasl_bootstrap, bootstrap):
+    """The fleet status is a courtesy: without the ACLs for it the pipeline consumes
+    (one line says what is missing) and exits drained."""
+    run = uuid.uuid4().hex[:8]
+    settings = KafkaSettings(bootstrap, f"open-{run}", f"open-dlq-{run}")
+    ensure_topics(settings, [settings.topic, settings.dlq_topic])
+    assert OrderProducer(settings, seed=71).produce(100).delivered == 100
+    denied = f"status-denied-{run}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_acls([AclBinding(
+        ResourceType.TOPIC, denied, ResourcePatternType.LITERAL, f"User:{SASL_USER}", "*",
+        AclOperation.ALL, AclPermissionType.DENY,
+    )]).values():  # fmt: skip
+        future.result()
+    time.sleep(0.5)  # ACLs reach the authorizer through the metadata log
+    result = cli(sasl_bootstrap, "consume", "--headless", "--topic", settings.topic,
+                 "--dlq-topic", settings.dlq_topic, "--group", f"open-{run}",
+                 "--status-topic", denied, "--idle-exit", "2", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["consumed"] == 100
+    said = [line for line in result.stderr.splitlines() if "fleet status" in line]
+    assert len(said) == 1 and f"'{denied}' as User:alice" in said[0], result.stderr
+    assert said[0].endswith("consuming without it")

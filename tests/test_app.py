@@ -79,8 +79,7 @@ async def test_space_pauses_and_resumes_consumption(engine):
         await wait_for(pilot, lambda: sum(engine.lag.values()) == 15)
         assert engine.stats.consumed == 15
         await pilot.pause(0.5)  # the Aggregates pane repaints its figures every few ticks
-        shown_lag = re.findall(r"\bp[0-2]: (\d+)", screen_text(app))
-        assert sum(map(int, shown_lag)) == 15, shown_lag
+        assert re.search(r"lag 15\b", screen_text(app))
         await pilot.press("space")
         await wait_for(pilot, lambda: engine.stats.consumed == 30)
         assert "consumer RUNNING" in screen_text(app)

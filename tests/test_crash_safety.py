@@ -167,9 +167,13 @@ def test_a_stop_under_load_leaves_no_transaction_open(settings, group, tmp_path)
     for _ in range(6):
         before = lines()
         proc = start_consumer(settings, group, outcomes)
-        wait_for(lambda: lines() > before + 2_000, 30, proc)  # noqa: B023
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0, proc.stderr.read()
+        try:
+            wait_for(lambda: lines() > before + 2_000, 30, proc)  # noqa: B023
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0, proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
         assert open_transactions(settings.bootstrap_servers, written_topics(settings)) == {}
 
 

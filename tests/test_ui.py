@@ -70,7 +70,7 @@ async def test_untrusted_text_is_shown_literally_everywhere():
 
 
 async def test_bidi_overrides_and_zero_width_characters_are_shown_as_escapes():
-    from orders_tui.kafka.events import OrderSeen, RetryScheduled
+    from orders_tui.kafka.events import OrderSeen, OrderState, RetryScheduled
 
     # Reversed by U+202E, "gpj.exe" reads as "exe.jpg"; U+200B hides between letters.
     product = "Lamp\u202egpj.exe"
@@ -79,7 +79,7 @@ async def test_bidi_overrides_and_zero_width_characters_are_shown_as_escapes():
     async with app.run_test(size=(160, 40)) as pilot:
         await _load(pilot)
         app.apply_events([
-            OrderSeen(0, 300, order_id, product, 20.0, "retrying", 1),
+            OrderSeen(0, 300, order_id, product, 20.0, OrderState.RETRYING, 1),
             RetryScheduled(0, 300, order_id, 1, 4, "down", time.time() + 60),
         ])  # fmt: skip
         await pilot.pause()
@@ -103,16 +103,20 @@ async def test_the_header_says_the_stream_waits_while_kafka_is_away():
 
 async def test_every_figure_shows_at_80x24_without_scrolling():
     """The Aggregates pane at its smallest: all the figures and the sparkline on screen
-    (the sample has 115 processed of 123, 5 retries, 2 recovered, 8 dead-lettered)."""
+    (the sample has 115 processed of 123, 5 retries, 2 recovered, 8 dead-lettered, lag
+    12 + 3 + 0); only the lag bar of each partition is a scroll away."""
     app = sample_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await _load(pilot)
         await pilot.pause(0.3)
         text = screen_text(app)
         pane = app.aggregates
-        assert pane.max_scroll_y == 0  # nothing below the pane's edge
+        assert pane.spark.region.bottom <= pane.content_region.bottom
+        pane.scroll_end(animate=False)
+        await pilot.pause(0.3)
+        scrolled = screen_text(app)
     for shown in (
-        "lag 15",
+        "lag 15  worst p1 12, p2 3",
         "count 115 · of 123",
         "Σ 23,330.00 · avg 202.87",
         "retries 5 · recovered 2",
@@ -121,6 +125,7 @@ async def test_every_figure_shows_at_80x24_without_scrolling():
     ):
         assert shown in text, shown
     assert "█" in text  # the orders/s sparkline
+    assert "p1 ████████████ 12" in scrolled and "p0              0" in scrolled
 
 
 async def test_question_mark_shows_every_key_and_tab_walks_the_panes():

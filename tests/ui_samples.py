@@ -9,7 +9,14 @@ from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine import DlqEntrySeen, Engine
-from orders_tui.kafka.events import EngineStatus, OrderSeen, RetryFinished, RetryScheduled
+from orders_tui.kafka.events import (
+    EngineStatus,
+    OrderSeen,
+    OrderState,
+    RetryEnd,
+    RetryFinished,
+    RetryScheduled,
+)
 from orders_tui.ui.app import OrdersApp
 
 NOW = 1_795_000_000.0  # a fixed clock
@@ -42,21 +49,22 @@ def sample_events() -> list:
     events: list = [EngineStatus(True)]
     for i in range(24):
         order = _order(i)
-        outcome = "processed"
+        outcome = OrderState.PROCESSED
         if order.price > 1000:
-            outcome = "dead_lettered"
+            outcome = OrderState.DEAD_LETTERED
         events.append(OrderSeen(i % 3, 100 + i, order.orderId, order.product, order.price, outcome))
     hostile = Order("ffffffff-0000-4000-8000-000000000000", HOSTILE_PRODUCT, 1200.0)
     events.append(OrderSeen(1, 200, hostile.orderId, hostile.product, hostile.price,
-                            "dead_lettered"))  # fmt: skip
+                            OrderState.DEAD_LETTERED))  # fmt: skip
     events.append(OrderSeen(2, 201, "aaaaaaaa-0000-4000-8000-000000000001", "Teal Lamp", 20.0,
-                            "retrying", 2))  # fmt: skip
+                            OrderState.RETRYING, 2))  # fmt: skip
     events.append(RetryScheduled(2, 201, "aaaaaaaa-0000-4000-8000-000000000001", 2, 4,
                                  "downstream unavailable for price 20.00 (transient band "
                                  "5.00-50.00): attempt 2 of 4 failed", NOW + 1.5))  # fmt: skip
     events.append(RetryScheduled(0, 202, "bbbbbbbb-0000-4000-8000-000000000002", 1, 4,
                                  "downstream unavailable for price 7.00", NOW - 3))  # fmt: skip
-    events.append(RetryFinished(0, 202, "bbbbbbbb-0000-4000-8000-000000000002", 2, "recovered"))
+    events.append(RetryFinished(0, 202, "bbbbbbbb-0000-4000-8000-000000000002", 2,
+                                RetryEnd.RECOVERED))  # fmt: skip
     for offset in range(6):
         order = _order(11 + offset)
         events.append(DlqEntrySeen(_dlq_entry(

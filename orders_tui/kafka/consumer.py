@@ -35,6 +35,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, DecodeError, Decoder
+from orders_tui.domain.member_status import RUNNING, STOPPED, MemberStatus
 from orders_tui.domain.offsets import PartitionOffsets
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
@@ -59,12 +60,24 @@ from orders_tui.kafka.events import (
     EventQueue,
     Notice,
     OrderSeen,
+    OrderState,
+    RetryEnd,
     RetryFinished,
     RetryScheduled,
     RowBudget,
 )
 from orders_tui.kafka.membership import MemberSlot
 from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState, retry_topic_names
+from orders_tui.kafka.status import (
+    CONTROL_TOPIC,
+    STATUS_EVERY,
+    STATUS_TOPIC,
+    Command,
+    ControlFollower,
+    StatusPublisher,
+    ensure_fleet_topics,
+    new_status,
+)
 from orders_tui.kafka.topics import cluster_metadata, ensure_topics
 
 CONSUME_BATCH = 1000
@@ -104,7 +117,7 @@ class Finished:
     partition: int
     offset: int
     order_id: str
-    outcome: str  # processed | dead_lettered
+    outcome: OrderState  # processed | dead_lettered
     attempts: int
     price: float | None
     error_type: str = ""
@@ -171,6 +184,8 @@ class EngineConfig:
     retry_topic_prefix: str = ""  # "" means `<topic>-retry`
     instance_id: str = ""  # "" means a slot of this host (see membership)
     schema_id: int = DEFAULT_SCHEMA_ID  # the Confluent schema id read as schemas/order.avsc
+    status_topic: str = STATUS_TOPIC  # where the member's status goes every second
+    control_topic: str = CONTROL_TOPIC  # fleet commands it obeys
 
 
 def _fenced_instance(error: KafkaError) -> bool:
@@ -239,6 +254,10 @@ class Pipeline:
         self._consumer_fencings: list[float] = []
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._producer_broken = ""  # set mid-batch: the producer must be replaced
+        self._publisher: StatusPublisher | None = None
+        self._control: ControlFollower | None = None
+        self._control_seq = -1  # the last fleet command obeyed
+        self._last_status = 0.0
 
     @property
     def retry_prefix(self) -> str:
@@ -289,6 +308,7 @@ class Pipeline:
         self.stats.started = time.time()
         self._last_activity = time.monotonic()
         try:
+            self._join_fleet()
             self._begin()
             if not self._stop.is_set():
                 self._subscribe()
@@ -395,6 +415,8 @@ class Pipeline:
                 continue
             if time.monotonic() - self._last_checkpoint >= COMMIT_EVERY:
                 self._checkpoint(POLL_TIMEOUT)
+            if self._publisher is not None and time.monotonic() - self._last_status >= STATUS_EVERY:
+                self._publish_status(RUNNING)
             if idle_exit is not None and self._idle_for() >= idle_exit:
                 if self._drained_enough():
                     break
@@ -444,11 +466,11 @@ class Pipeline:
                 tracker.track_done(offset)
                 first_try_prices.append(order.price)
                 if log_outcomes:
-                    self._finish(partition, offset, order, msg.key(), "processed", 1)
+                    self._finish(partition, offset, order, msg.key(), OrderState.PROCESSED, 1)
                 if index >= show_from:
                     events.put(
                         OrderSeen(partition, offset, order.orderId, order.product, order.price,
-                                  "processed")
+                                  OrderState.PROCESSED)
                     )  # fmt: skip
                 continue
             self._after_failure(self._failed(msg, tracker), order, 1, verdict)
@@ -503,11 +525,12 @@ class Pipeline:
                 tracker.track_done(offset)
                 self.stats.add_processed(order.price, recovered=True, now=time.time())
                 self._finish(failed.partition, failed.source_offset, order, msg.key(),
-                             "processed", attempt)  # fmt: skip
+                             OrderState.PROCESSED, attempt)  # fmt: skip
                 if self._unfollow(failed):
-                    self._show(failed, order, "processed", attempt)
+                    self._show(failed, order, OrderState.PROCESSED, attempt)
                     self.events.put(RetryFinished(failed.partition, failed.source_offset,
-                                                  order.orderId, attempt, "recovered"))  # fmt: skip
+                                                  order.orderId, attempt,
+                                                  RetryEnd.RECOVERED))  # fmt: skip
             else:
                 self._after_failure(failed, order, attempt, verdict)
 
@@ -525,7 +548,7 @@ class Pipeline:
             reason, error_type = verdict.reason, ErrorType.PERMANENT
         if self._unfollow(failed):
             self.events.put(RetryFinished(failed.partition, failed.source_offset, order.orderId,
-                                          attempt, "exhausted"))  # fmt: skip
+                                          attempt, RetryEnd.EXHAUSTED))  # fmt: skip
         self._dead_letter(failed, order, reason, error_type, attempt)
 
     def _retry(self, failed: _Failed, order: Order, attempts: int, reason: str) -> None:
@@ -537,7 +560,7 @@ class Pipeline:
         self._write(self.retry_topics[attempts - 1], failed, state.headers(), None, order,
                     attempts)  # fmt: skip
         if self.events is not None and self._follow(failed):
-            self._show(failed, order, "retrying", attempts)
+            self._show(failed, order, OrderState.RETRYING, attempts)
             self.events.put(
                 RetryScheduled(failed.partition, failed.source_offset, order.orderId, attempts,
                                self.config.rules.max_attempts, reason, due)
@@ -604,14 +627,14 @@ class Pipeline:
             return False
         return self._followed.pop((failed.partition, failed.source_offset), 0) is None
 
-    def _show(self, failed: _Failed, order: Order, outcome: str, attempt: int) -> None:
+    def _show(self, failed: _Failed, order: Order, outcome: OrderState, attempt: int) -> None:
         self.events.put(
             OrderSeen(failed.partition, failed.source_offset, order.orderId, order.product,
                       order.price, outcome, attempt)
         )  # fmt: skip
 
     def _finish(self, partition: int, offset: int, order: Order | None, key: bytes | None,
-                outcome: str, attempts: int, error_type: str = "") -> None:  # fmt: skip
+                outcome: OrderState, attempts: int, error_type: str = "") -> None:  # fmt: skip
         if self.on_finished is not None:  # only an outcome log needs these records
             self._finished.append(
                 Finished(partition, offset, order.orderId if order else header_text(key),
@@ -688,7 +711,8 @@ class Pipeline:
         for letter in letters:
             if letter.error_type is not None:
                 self._finish(letter.partition, letter.source_offset, letter.order, letter.key,
-                             "dead_lettered", letter.attempts, letter.error_type.value)  # fmt: skip
+                             OrderState.DEAD_LETTERED, letter.attempts,
+                             letter.error_type.value)  # fmt: skip
 
     def _write_outcomes(self) -> None:
         if self._finished:
@@ -718,7 +742,7 @@ class Pipeline:
                 OrderSeen(letter.partition, letter.source_offset,
                           order.orderId if order else header_text(letter.key),
                           order.product if order else "", order.price if order else None,
-                          "dead_lettered", letter.attempts)
+                          OrderState.DEAD_LETTERED, letter.attempts)
             )  # fmt: skip
 
     def _commit_offsets(self) -> list[TopicPartition]:
@@ -1070,6 +1094,67 @@ class Pipeline:
         if self.events is not None:
             self.events.put(Notice(text, error))
 
+    # ---- the fleet: a status record every second, commands obeyed ----
+
+    def _join_fleet(self) -> None:
+        """Status publishing and fleet commands, when the cluster lets this member have
+        them: without them it still consumes (a user allowed only its own topics)."""
+        config = self.config
+        try:
+            ensure_fleet_topics(self.settings, config.status_topic, config.control_topic)
+        except (UserError, KafkaException) as exc:
+            self._report("fleet", f"no fleet status ({exc}); consuming without it", error=True)
+            return
+        self._publisher = StatusPublisher(self.settings, config.status_topic)
+        self._control = ControlFollower(self.settings, config.control_topic, config.group,
+                                        self._obey)  # fmt: skip
+        self._control.start()
+
+    def _obey(self, command: Command) -> None:
+        """A fleet command (on the control thread: it only sets requests)."""
+        if command.paused:
+            self.pause()
+        else:
+            self.resume()
+        self._control_seq = command.seq
+        self._report("control", f"{'paused' if command.paused else 'resumed'} by a fleet "
+                     f"command from {command.by} (#{command.seq})")  # fmt: skip
+
+    def _publish_status(self, state: str) -> None:
+        self._last_status = time.monotonic()
+        # The consumer may not say where it is (its broker away): the next second tries.
+        with contextlib.suppress(KafkaException):
+            self._publisher.publish(self._member_status(state))
+
+    def _member_status(self, state: str) -> MemberStatus:
+        stats = self.stats
+        source = self.settings.topic
+        lag = pending = 0
+        held = [TopicPartition(t, p) for t, parts in self._trackers.items() for p in parts]
+        if held and self._consumer is not None and state == RUNNING:
+            for tp in self._consumer.position(held):
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset < 0 or high < 0:
+                    continue  # nothing fetched yet
+                behind = max(0, high - tp.offset)
+                if tp.topic == source:
+                    lag += behind
+                else:
+                    pending += behind
+        return new_status(
+            self.config.group, self._slot.instance_id if self._slot else "",
+            state=state, paused=self.paused, control_seq=self._control_seq,
+            partitions=sorted(self._trackers.get(source, {})),
+            retry_partitions=sum(len(self._trackers.get(t, {})) for t in self.retry_topics),
+            lag=lag, retries_pending=pending,
+            orders_per_second=stats.rate.rate(time.time()),
+            consumed=stats.consumed, processed=stats.processed,
+            retry_attempts=stats.retry_attempts, recovered=stats.recovered,
+            dead_lettered=dict(stats.dead_lettered_by_type), total_price=stats.total_price,
+            min_price=stats.min_price if stats.processed else None,
+            max_price=stats.max_price if stats.processed else None,
+        )  # fmt: skip
+
     # ---- --idle-exit: drained or not ----
 
     def _drained_enough(self) -> bool:
@@ -1169,6 +1254,11 @@ class Pipeline:
             elif self._fatal is not None and self._delivery and self._delivery.exactly_once:
                 self._delivery.abort(POLL_TIMEOUT * 5)
         finally:
+            if self._control is not None:
+                self._control.stop()
+            if self._publisher is not None:
+                self._publish_status(STOPPED)
+                self._publisher.close(max(0.0, min(0.5, deadline - time.monotonic())))
             if consumer is not None:
                 # close() waits for the broker (45 s when it is gone): give it what is left.
                 closer = threading.Thread(target=consumer.close, daemon=True)

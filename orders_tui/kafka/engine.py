@@ -13,9 +13,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from orders_tui.domain.codec import WireFormat
+from orders_tui.domain.member_status import Fleet
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
@@ -71,10 +79,17 @@ def broker_answered(error: KafkaError) -> bool:
     return error.code() >= 0
 
 
-class Engine:
+class EngineBase:
+    """What every engine behind the dashboard runs besides consuming: connecting, a
+    producer for `p` / `P` and replays, a DLQ tail and a lag monitor. `Engine` adds the
+    pipeline; `Observer` (observer.py) a view of a fleet that consumes elsewhere."""
+
+    fleet: Fleet | None = None  # a local engine shows its own figures
+
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
         self.settings = settings
+        self.options = options
         self.config = options.config
         self.batch_size = options.batch_size
         self.rate = options.rate
@@ -82,8 +97,6 @@ class Engine:
         self.partitions = options.partitions
         self.seed = options.seed
         self.events = EventQueue()
-        self.pipeline = Pipeline(settings, self.config, self.events)
-        self.pipeline.shutdown_seconds = PIPELINE_SHUTDOWN_SECONDS
         self.lag: dict[int, int] = {}
         self.connected = False
         self.streaming = False
@@ -93,19 +106,14 @@ class Engine:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    @property
-    def stats(self) -> PipelineStats:
-        return self.pipeline.stats
-
     # ---- requests from the front end ----
 
     def start(self) -> None:
         self._spawn(self._connect_then_run, "orders-tui-connect")
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop every thread; the pipeline commits what is done."""
+        """Stop every thread; a pipeline commits what is done."""
         self._stop.set()
-        self.pipeline.stop()
         deadline = time.monotonic() + timeout
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -116,24 +124,6 @@ class Engine:
     def toggle_stream(self) -> None:
         self._commands.put(("stream", not self.streaming))
         self.streaming = not self.streaming
-
-    def toggle_pause(self) -> bool:
-        """Pause or resume consumption; returns True when now paused."""
-        if self.pipeline.pause_requested:
-            self.pipeline.resume()
-            return False
-        self.pipeline.pause()
-        return True
-
-    @property
-    def paused(self) -> bool:
-        """Pause requested (the header shows it at once)."""
-        return self.pipeline.pause_requested
-
-    @property
-    def pipeline_paused(self) -> bool:
-        """Pause in effect: the pipeline thread has paused its partitions."""
-        return self.pipeline.paused
 
     @staticmethod
     def replay_refusal(entry: DlqEntry, max_replays: int) -> str:
@@ -180,16 +170,13 @@ class Engine:
         if self._stop.is_set():
             return
         self._set_connected(True)
-        self._spawn(self._run_pipeline, "orders-tui-pipeline")
         self._spawn(self._run_producer, "orders-tui-producer")
         self._spawn(self._tail_dlq, "orders-tui-dlq")
+        self._run_threads()
         self._monitor_lag()
 
-    def _run_pipeline(self) -> None:
-        try:
-            self.pipeline.run()
-        except Exception as exc:  # shown in the UI; the rest of the app keeps working
-            self.events.put(Notice(f"pipeline stopped: {exc}", error=True))
+    def _run_threads(self) -> None:
+        """The threads of this kind of engine, started once Kafka answers."""
 
     def _run_producer(self) -> None:
         """Batches (`p`) and the stream (`P`), never waiting on the broker: orders are
@@ -266,14 +253,19 @@ class Engine:
             self.events.put(Notice(f"replay failed: {why}", error=True))
 
     def _tail_dlq(self) -> None:
-        """Follow the DLQ topic's newest entries (commits nothing).
+        """Follow the DLQ topic's newest entries (commits nothing)."""
+        self._tail([self.settings.dlq_topic],
+                   lambda msg: DlqEntrySeen(DlqEntry.from_message(msg)))  # fmt: skip
 
-        The pane holds ROWS_SHOWN entries, so each partition is read from its last
-        ROWS_SHOWN records, entries of earlier runs included; when the topic grows faster
-        than that, the reader skips ahead instead of decoding what the pane would drop.
+    def _tail(self, topics: list[str], to_event: Callable[[Message], object | None]) -> None:
+        """Follow the newest records of `topics` as a reader (no group, no commits), an
+        event each for the front end.
+
+        A pane holds ROWS_SHOWN rows, so each partition is read from its last ROWS_SHOWN
+        records, those of earlier runs included; when the topics grow faster than that,
+        the reader skips ahead instead of decoding what the pane would drop.
         """
-        topic = self.settings.dlq_topic
-        # The pane shows 500 entries: small fetches (librdkafka's defaults are 1 MB a
+        # The pane shows 500 rows: small fetches (librdkafka's defaults are 1 MB a
         # partition and a 64 MB buffer) are plenty, and under load every record fetched
         # beyond what the pane shows is parsed for nothing.
         consumer = dlq_reader(
@@ -286,45 +278,50 @@ class Engine:
             },
         )
         try:
-            partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+            tps = []
+            for topic in topics:
+                found = consumer.list_topics(topic, timeout=10).topics[topic]
+                tps += [TopicPartition(topic, p) for p in sorted(found.partitions)]
             starts = []
-            for p in partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                starts.append(TopicPartition(topic, p, max(low, high - ROWS_SHOWN)))
+            for tp in tps:
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                starts.append(TopicPartition(tp.topic, tp.partition, max(low, high - ROWS_SHOWN)))
             consumer.assign(starts)
             while not self._stop.is_set():
                 batch = [m for m in consumer.consume(DLQ_BATCH, POLL) if m.error() is None]
                 for msg in batch[-ROWS_SHOWN:]:
-                    self.events.put(DlqEntrySeen(DlqEntry.from_message(msg)))
-                # Let entries gather: a few large batches cost far less than many small
+                    event = to_event(msg)
+                    if event is not None:
+                        self.events.put(event)
+                # Let records gather: a few large batches cost far less than many small
                 # ones, and the pane refreshes at a human pace anyway.
                 if len(batch) < DLQ_BATCH:
                     self._stop.wait(DLQ_EVERY)
                     continue
-                # The DLQ grows faster than a pane can show: read once a second, and
+                # The topic grows faster than a pane can show: read once a second, and
                 # fetch nothing in between (a fetcher left running kept fetching what
                 # the next skip drops, which cost the pipeline 15-20 % of its rate).
                 consumer.pause(starts)
                 self._stop.wait(DLQ_BUSY_EVERY)
-                self._skip_ahead(consumer, topic, partitions)
+                self._skip_ahead(consumer, tps)
                 consumer.resume(starts)
         except KafkaException as exc:
-            self.events.put(Notice(f"DLQ reader stopped: {exc.args[0].str()}", error=True))
+            self.events.put(Notice(f"reading {', '.join(topics)} stopped: "
+                                   f"{exc.args[0].str()}", error=True))  # fmt: skip
         finally:
             consumer.close()
 
     @staticmethod
-    def _skip_ahead(consumer: Consumer, topic: str, partitions: list[int]) -> None:
+    def _skip_ahead(consumer: Consumer, tps: list[TopicPartition]) -> None:
         """Move each partition to its newest ROWS_SHOWN records, if it is further behind."""
-        for partition in partitions:
-            tp = TopicPartition(topic, partition)
+        for tp in tps:
             try:
                 low, high = consumer.get_watermark_offsets(tp, timeout=POLL * 10)
             except KafkaException:
                 continue  # the broker did not answer in time: read on from where it is
             newest = max(low, high - ROWS_SHOWN)
             if consumer.position([tp])[0].offset < newest:  # also when nothing was read yet
-                consumer.seek(TopicPartition(topic, partition, newest))
+                consumer.seek(TopicPartition(tp.topic, tp.partition, newest))
 
     def _monitor_lag(self) -> None:
         """Consumer lag per partition (end offset minus the group's committed offset), and
@@ -366,3 +363,47 @@ class Engine:
         if connected != self.connected or not connected:
             self.connected = connected
             self.events.put(EngineStatus(connected, detail))
+
+
+class Engine(EngineBase):
+    """The dashboard's own pipeline: it consumes as a member of the group."""
+
+    def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
+        super().__init__(settings, options)
+        self.pipeline = Pipeline(settings, self.config, self.events)
+        self.pipeline.shutdown_seconds = PIPELINE_SHUTDOWN_SECONDS
+
+    @property
+    def stats(self) -> PipelineStats:
+        return self.pipeline.stats
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.pipeline.stop()
+        super().stop(timeout)
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume consumption; returns True when now paused."""
+        if self.pipeline.pause_requested:
+            self.pipeline.resume()
+            return False
+        self.pipeline.pause()
+        return True
+
+    @property
+    def paused(self) -> bool:
+        """Pause requested (the header shows it at once)."""
+        return self.pipeline.pause_requested
+
+    @property
+    def pipeline_paused(self) -> bool:
+        """Pause in effect: the pipeline thread has paused its partitions."""
+        return self.pipeline.paused
+
+    def _run_threads(self) -> None:
+        self._spawn(self._run_pipeline, "orders-tui-pipeline")
+
+    def _run_pipeline(self) -> None:
+        try:
+            self.pipeline.run()
+        except Exception as exc:  # shown in the UI; the rest of the app keeps working
+            self.events.put(Notice(f"pipeline stopped: {exc}", error=True))

@@ -9,6 +9,7 @@ NamedTuple costs a quarter of a frozen dataclass to make.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,15 +20,29 @@ ROWS_SHOWN = 500  # what a pane holds: newer rows push older ones out
 ROWS_PER_SECOND = 2 * ROWS_SHOWN  # order rows made per second at most, sustained
 
 
+class OrderState(enum.StrEnum):
+    """Where an order stands, as a pane or the outcome log says."""
+
+    PROCESSED = "processed"
+    RETRYING = "retrying"
+    DEAD_LETTERED = "dead_lettered"
+    PRODUCED = "produced"  # seen on the source topic by an observer: its fate is a worker's
+
+
+class RetryEnd(enum.StrEnum):
+    RECOVERED = "recovered"
+    EXHAUSTED = "exhausted"
+
+
 class OrderSeen(NamedTuple):
-    """An order's state changed: processed, retrying or dead_lettered."""
+    """An order's state changed."""
 
     partition: int
     offset: int
     order_id: str
     product: str
     price: float | None  # None when the value did not decode
-    outcome: str
+    outcome: OrderState
     attempt: int = 1
 
 
@@ -46,7 +61,7 @@ class RetryFinished(NamedTuple):
     offset: int
     order_id: str
     attempts: int
-    outcome: str  # recovered | exhausted
+    outcome: RetryEnd
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,34 @@ class Snapshot:
     connected: bool = False
 
 
+@dataclass(frozen=True)
+class Produce:
+    count: int
+
+
+@dataclass(frozen=True)
+class ToggleStream:
+    pass
+
+
+@dataclass(frozen=True)
+class SetPaused:
+    paused: bool
+
+
+@dataclass(frozen=True)
+class Replay:
+    entry: DlqEntry
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+Command = Produce | ToggleStream | SetPaused | Replay | Stop
+
+
 def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) -> None:
     # The dashboard owns the terminal: anything the engine prints goes to a log file.
     ENGINE_LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -51,10 +79,10 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
         while True:
             try:
                 if conn.poll(SNAPSHOT_EVERY):
-                    command, arg = conn.recv()
-                    if command == "stop":
+                    command: Command = conn.recv()
+                    if isinstance(command, Stop):
                         break
-                    _apply(engine, command, arg)
+                    _apply(engine, command)
                 conn.send(
                     Snapshot(
                         coalesce(engine.events.drain()),
@@ -74,20 +102,22 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
         conn.close()
 
 
-def _apply(engine: Engine, command: str, arg: object) -> None:
-    if command == "produce":
-        engine.produce_batch(arg)  # type: ignore[arg-type]
-    elif command == "stream":
-        engine.toggle_stream()
-    elif command == "pause":
-        if bool(arg) != engine.paused:
+def _apply(engine: Engine, command: Command) -> None:
+    match command:
+        case Produce(count):
+            engine.produce_batch(count)
+        case ToggleStream():
+            engine.toggle_stream()
+        case SetPaused(paused) if paused != engine.paused:
             engine.toggle_pause()
-    elif command == "replay":
-        engine.replay(arg)  # type: ignore[arg-type]
+        case Replay(entry):
+            engine.replay(entry)
 
 
 class EngineProcess:
-    """What the dashboard calls; each request is one message to the child."""
+    """What the dashboard calls; each request is one typed message to the child."""
+
+    fleet = None  # one member: the dashboard's own figures
 
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         self.settings = settings
@@ -148,19 +178,19 @@ class EngineProcess:
             self.stream_waiting = snapshot.stream_waiting
             self.connected = snapshot.connected
 
-    def _send(self, command: str, arg: object = None) -> None:
+    def _send(self, command: Command) -> None:
         if self._conn is None:
             return
         # The child gone means the dashboard is closing; a lost request is moot then.
         with self._send_lock, contextlib.suppress(BrokenPipeError, OSError):
-            self._conn.send((command, arg))
+            self._conn.send(command)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the child to stop (it commits what is done), wait up to `timeout`."""
         if self._process is None:
             return
         self._stopping = True
-        self._send("stop")
+        self._send(Stop())
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.terminate()
@@ -169,15 +199,15 @@ class EngineProcess:
             self._conn = None
 
     def produce_batch(self, count: int | None = None) -> None:
-        self._send("produce", count or self.batch_size)
+        self._send(Produce(count or self.batch_size))
 
     def toggle_stream(self) -> None:
         self.streaming = not self.streaming
-        self._send("stream")
+        self._send(ToggleStream())
 
     def toggle_pause(self) -> bool:
         self.paused = not self.paused
-        self._send("pause", self.paused)
+        self._send(SetPaused(self.paused))
         return self.paused
 
     def replay(self, entry: DlqEntry) -> bool:
@@ -185,5 +215,5 @@ class EngineProcess:
         if refusal:
             self.events.put(Notice(refusal, error=True))
             return False
-        self._send("replay", entry)
+        self._send(Replay(entry))
         return True

@@ -74,8 +74,10 @@ def ensure_topics(
     partitions: int = DEFAULT_PARTITIONS,
     replication_factor: int = 1,
     timeout: float = 10.0,
+    config: dict[str, str] | None = None,
 ) -> ClusterMetadata:
-    """Create the topics that do not exist yet; returns fresh cluster metadata."""
+    """Create the topics that do not exist yet (with `config`, if given); returns fresh
+    cluster metadata."""
     admin, errors = admin_client(settings)
     metadata = wait_for_metadata(admin, errors, settings, timeout)
     missing = [t for t in topics if t not in metadata.topics]
@@ -88,7 +90,7 @@ def ensure_topics(
     if not missing:
         return metadata
     futures = admin.create_topics(
-        [NewTopic(t, partitions, replication_factor) for t in missing],
+        [NewTopic(t, partitions, replication_factor, config=config or {}) for t in missing],
         operation_timeout=timeout,
         request_timeout=timeout,
     )

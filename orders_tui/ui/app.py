@@ -14,7 +14,8 @@ from textual.containers import Container
 from textual.widgets import Footer, Static
 
 from orders_tui.domain.codec import Decoder
-from orders_tui.kafka.engine import DlqEntrySeen, Engine, coalesce
+from orders_tui.kafka.engine import DlqEntrySeen, coalesce
+from orders_tui.kafka.engine_api import EngineApi
 from orders_tui.kafka.events import (
     EngineStatus,
     Event,
@@ -23,7 +24,6 @@ from orders_tui.kafka.events import (
     RetryFinished,
     RetryScheduled,
 )
-from orders_tui.kafka.remote import EngineProcess
 from orders_tui.kafka.workbench import Workbench
 from orders_tui.ui.panes.aggregates import AggregatesPane
 from orders_tui.ui.panes.dlq import DlqPane
@@ -58,7 +58,7 @@ class OrdersApp(App[None]):
 
     def __init__(
         self,
-        engine: Engine | EngineProcess,
+        engine: EngineApi,
         clock: Callable[[], float] = time.time,
         start_engine: bool = True,
     ) -> None:
@@ -128,7 +128,10 @@ class OrdersApp(App[None]):
             for pane in (orders, retries, dlq):
                 pane.flush()
         if self._ticks % AGGREGATES_EVERY == 0 or not events:
-            self.aggregates.show(self.engine.stats, self.engine.lag, self.clock())
+            now = self.clock()
+            self.aggregates.show(self.engine.stats, self.engine.lag, now)
+            if self.engine.fleet is not None:
+                self.aggregates.show_fleet(self.engine.fleet, now)
         stream = (self.engine.streaming, self.engine.stream_waiting)
         if status_changed or stream != self._stream_shown:
             self.refresh_status()

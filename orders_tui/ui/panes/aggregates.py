@@ -1,4 +1,5 @@
-"""The Aggregates pane: prices of processed orders, counters, rate, lag."""
+"""The Aggregates pane: prices of processed orders, counters, rate, lag; for a watched
+fleet, the live members' sums and a row per member."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
+from orders_tui.domain.member_status import RUNNING, Fleet, member_state
 from orders_tui.domain.stats import PipelineStats
+from orders_tui.ui.text import literal
 
 SPARK_SECONDS = 60
+LAG_NAMED = 3  # partitions named on the lag line (the worst)
+BAR_CELLS = 12
+EIGHTHS = " ▏▎▍▌▋▊▉█"
 NARROW_BELOW = 44  # columns: under this the figures stack in one label/value column
 
 
@@ -42,14 +48,20 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         self._wide: bool | None = None
         self.lag = Figures(id="lag")
         self.figures = Figures(id="figures")
+        self.members = Figures(id="members")
         self.spark = Sparkline([0] * SPARK_SECONDS, id="rate-spark")
         self.spark_label = Static("orders/s, last 60 s", id="spark-label")
+        self.lag_bars = Figures(id="lag-bars")
+        self._partitions_shown = -1
+        self._members_shown = -1
 
     def compose(self) -> ComposeResult:
         yield self.lag
         yield self.figures
+        yield self.members
         yield self.spark_label
         yield self.spark
+        yield self.lag_bars
 
     @staticmethod
     def _grid(rows: list[tuple[str, str, str, str]], wide: bool) -> Text:
@@ -122,7 +134,76 @@ class AggregatesPane(VerticalScroll, can_focus=True):
             self.set_class(not wide, "narrow")
         self._wide = wide
         self.spark.data = stats.rate.history(now, SPARK_SECONDS)
-        lag_text = "  ".join(f"p{p}: {n:,}" for p, n in sorted(lag.items())) or "—"
-        total = sum(lag.values())
-        self.lag.set(Text.assemble(("lag ", "bold"), f"{total:,}  ({lag_text})",
-                                   no_wrap=not wide, overflow="ellipsis"))  # fmt: skip
+        self.lag.set(lag_line(lag))
+        self.lag_bars.set(lag_bars(lag), layout=len(lag) != self._partitions_shown)
+        self._partitions_shown = len(lag)
+
+    def show_fleet(self, fleet: Fleet, now: float) -> None:
+        rows = fleet.rows(now)
+        self.members.display = True
+        self.members.set(member_lines(fleet, now), layout=len(rows) != self._members_shown)
+        self._members_shown = len(rows)
+
+
+def by_lag(lag: dict[int, int]) -> list[tuple[int, int]]:
+    """Partitions, the furthest behind first."""
+    return sorted(lag.items(), key=lambda item: (-item[1], item[0]))
+
+
+def lag_line(lag: dict[int, int]) -> Text:
+    """The total, then the worst partitions: one line at any partition count."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("lag ", style="bold")
+    if not lag:
+        return text.append("—")
+    text.append(f"{sum(lag.values()):,}")
+    worst = [(p, n) for p, n in by_lag(lag) if n][:LAG_NAMED]
+    if worst:
+        text.append("  worst " + ", ".join(f"p{p} {n:,}" for p, n in worst))
+    text.append(f"  ({len(lag)} partitions)", style="dim")
+    return text
+
+
+def lag_bars(lag: dict[int, int]) -> Text:
+    """A bar per partition, the worst first, scaled to the worst (below the figures, in
+    the pane's scroll)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not lag:
+        return text
+    text.append("lag by partition", style="bold")
+    worst = max(lag.values()) or 1
+    width = len(f"p{max(lag)}")
+    for partition, behind in by_lag(lag):
+        eighths = round(behind / worst * BAR_CELLS * 8)
+        bar = "█" * (eighths // 8) + (EIGHTHS[eighths % 8] if eighths % 8 else "")
+        text.append(f"\n{f'p{partition}':<{width}} ")
+        text.append(bar.ljust(BAR_CELLS), style="yellow" if behind else "")
+        text.append(f" {behind:,}")
+    return text
+
+
+def member_lines(fleet: Fleet, now: float) -> Text:
+    """A line per member: state, name, partitions, rate, lag, paused."""
+    rows = fleet.rows(now)
+    live = sum(member_state(m, now) == RUNNING for m in rows)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("members ", style="bold")
+    text.append(f"{live} live of {len(rows)}" if rows else "none reporting yet")
+    for m in rows:
+        state = member_state(m, now)
+        style = "" if state == RUNNING else "dim"
+        text.append("\n")
+        text.append({"running": "● ", "stale": "◌ ", "stopped": "○ "}[state],
+                    style="green" if state == RUNNING else "red")  # fmt: skip
+        text.append_text(literal(f"{m.member}@{m.host}", style))
+        parts = ",".join(str(p) for p in m.partitions) or "-"
+        text.append(f"  p{parts}  {m.orders_per_second:,.0f}/s  lag {m.lag:,}", style=style)
+        if m.retries_pending:
+            text.append(f"  retries {m.retries_pending:,}", style=style)
+        if state == "stale":
+            text.append(f"  stale {m.age(now):.0f} s", style="bold red")
+        elif state == "stopped":
+            text.append("  stopped", style="dim")
+        elif m.paused:
+            text.append("  PAUSED", style="bold black on yellow")
+    return text

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from orders_tui.kafka.events import OrderSeen
+from orders_tui.kafka.events import OrderSeen, OrderState
 from orders_tui.ui.panes.table import RowTable
 
 OUTCOME_STYLES = {
-    "processed": "green",
-    "retrying": "yellow",
-    "dead_lettered": "bold red",
+    OrderState.PROCESSED: "green",
+    OrderState.RETRYING: "yellow",
+    OrderState.DEAD_LETTERED: "bold red",
+    OrderState.PRODUCED: "dim",
 }
-OUTCOME_LABELS = {"dead_lettered": "dead-lettered"}
+OUTCOME_LABELS = {OrderState.DEAD_LETTERED: "dead-lettered"}
 
 
 class OrdersPane(RowTable):
@@ -31,7 +32,7 @@ class OrdersPane(RowTable):
 
     def show(self, event: OrderSeen) -> None:
         outcome = OUTCOME_LABELS.get(event.outcome, event.outcome)
-        if event.outcome == "retrying":
+        if event.outcome is OrderState.RETRYING:
             outcome = f"retrying {event.attempt}"
         price = "—" if event.price is None else f"{event.price:,.2f}"
         self.upsert(

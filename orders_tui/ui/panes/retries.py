@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from orders_tui.kafka.events import RetryFinished, RetryScheduled
+from orders_tui.kafka.events import RetryEnd, RetryFinished, RetryScheduled
 from orders_tui.ui.panes.table import RowTable
 
-FINAL_STYLES = {"recovered": "green", "exhausted": "bold red"}
+FINAL_STYLES = {RetryEnd.RECOVERED: "green", RetryEnd.EXHAUSTED: "bold red"}
 
 
 class RetriesPane(RowTable):
@@ -33,7 +33,7 @@ class RetriesPane(RowTable):
             self.upsert(key, self._cells(event, self._countdown(event)))
             return
         scheduled = self._pending.pop(key, None)
-        final = (event.outcome, FINAL_STYLES.get(event.outcome, ""))
+        final = (str(event.outcome), FINAL_STYLES.get(event.outcome, ""))
         max_attempts = scheduled.max_attempts if scheduled else "?"
         reason = scheduled.reason if scheduled else ""
         self.upsert(
@@ -50,7 +50,9 @@ class RetriesPane(RowTable):
             self.upsert(key, self._cells(event, self._countdown(event)))
 
     def _countdown(self, event: RetryScheduled) -> tuple[str, str]:
-        left = max(0.0, event.due - self._clock())
+        left = event.due - self._clock()
+        if left <= 0:
+            return ("due", "bold yellow")  # its worker takes it up as soon as it can
         return (f"{left:4.1f}s", "yellow")
 
     def _cells(self, event: RetryScheduled, next_in: tuple[str, str]) -> tuple:

@@ -1,0 +1,142 @@
+"""A fleet over Kafka: each pipeline publishes its status record every second, and obeys
+the group's fleet commands (pause, resume) that `orders-tui watch` writes.
+
+Both topics are compacted with one partition: the status topic keeps each member's
+latest record (key `group/member`), the control topic each group's latest command (key
+`group`), so a member that starts late obeys it too. A command is JSON:
+`{"seq": n, "paused": true, "by": "host"}`; a member says which `seq` it obeyed in its
+status (`control_seq`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+
+from orders_tui import __version__
+from orders_tui.domain.member_status import (
+    MemberStatus,
+    encode_status,
+)
+from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.producer import make_producer
+from orders_tui.kafka.topics import ensure_topics
+
+STATUS_TOPIC = "orders-tui-status"
+CONTROL_TOPIC = "orders-tui-control"
+STATUS_EVERY = 1.0  # seconds between two status records of a member
+COMPACTED = {"cleanup.policy": "compact", "segment.ms": "600000"}
+HOST = socket.gethostname()
+
+
+def ensure_fleet_topics(settings: KafkaSettings, status_topic: str, control_topic: str) -> None:
+    ensure_topics(settings, [status_topic, control_topic], 1, config=COMPACTED)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A fleet command: what every member of `group` should be doing."""
+
+    seq: int
+    paused: bool
+    by: str = HOST
+
+    def encode(self) -> bytes:
+        return json.dumps({"seq": self.seq, "paused": self.paused, "by": self.by}).encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> Command:
+        """ValueError when `value` is not a command."""
+        record = json.loads(value)
+        if not isinstance(record.get("seq"), int) or not isinstance(record.get("paused"), bool):
+            raise ValueError("a command needs an integer seq and a boolean paused")
+        return cls(record["seq"], record["paused"], str(record.get("by", "")))
+
+
+def plain_reader(settings: KafkaSettings) -> Consumer:
+    """A consumer that reads assigned partitions without joining a group or committing."""
+    return make_client(
+        Consumer,
+        settings.client_config(
+            **{
+                "group.id": f"orders-tui-reader-{uuid.uuid4().hex[:8]}",  # never joined
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+            }
+        ),
+    )
+
+
+class StatusPublisher:
+    """Writes a member's status records; used from the pipeline's thread only."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.topic = topic
+        self._producer: Producer = make_producer(settings, **{"linger.ms": 0})
+
+    def publish(self, status: MemberStatus) -> None:
+        # The broker away and the queue full: the next second says it again.
+        with contextlib.suppress(BufferError):
+            self._producer.produce(self.topic, encode_status(status), status.key)
+        self._producer.poll(0)
+
+    def close(self, timeout: float) -> None:
+        self._producer.flush(timeout)
+
+
+def new_status(group: str, member: str, **figures: object) -> MemberStatus:
+    return MemberStatus(group=group, member=member, host=HOST, pid=os.getpid(),
+                        version=__version__, updated_ms=time.time_ns() // 1_000_000,
+                        **figures)  # type: ignore[arg-type]  # fmt: skip
+
+
+class ControlFollower:
+    """Follows the control topic on a thread of its own and hands each new command for
+    `group` to `obey` (the latest one first, at start)."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, group: str,
+                 obey: Callable[[Command], None]) -> None:  # fmt: skip
+        self._settings, self._topic, self._group = settings, topic, group.encode()
+        self._obey = obey
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="orders-tui-control",
+                                        daemon=True)  # fmt: skip
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        reader = plain_reader(self._settings)
+        try:
+            reader.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+            last_seq = -1
+            while not self._stop.is_set():
+                try:
+                    messages = reader.consume(100, 0.5)
+                except KafkaException:
+                    continue
+                latest = None
+                for msg in messages:
+                    if msg.error() is None and msg.key() == self._group and msg.value():
+                        try:
+                            latest = Command.decode(msg.value())
+                        except ValueError:
+                            continue  # not ours to read: someone else's record
+                if latest is not None and latest.seq > last_seq:
+                    last_seq = latest.seq
+                    self._obey(latest)
+        finally:
+            reader.close()
