@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
-from orders_tui.kafka import delivery
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.delivery import Transactional
 
@@ -46,16 +43,11 @@ class GroupMember:
         return object()
 
 
-@pytest.fixture
-def producer(monkeypatch) -> SlowProducer:
+def test_a_stop_mid_commit_completes_the_same_call_instead_of_starting_another():
     producer = SlowProducer()
-    monkeypatch.setattr(delivery, "make_producer", lambda *args, **kwargs: producer)
-    return producer
-
-
-def test_a_stop_mid_commit_completes_the_same_call_instead_of_starting_another(producer):
     interrupt = threading.Event()
-    txn = Transactional(KafkaSettings("unused:9092"), "txn", print, print, interrupt)
+    txn = Transactional(KafkaSettings("unused:9092"), "txn", print, print, interrupt,
+                        new_producer=lambda *args, **kwargs: producer)  # fmt: skip
     threading.Timer(0.2, interrupt.set).start()
 
     assert txn.settle(["offsets"], GroupMember(), timeout=5, give_up=5) is False

@@ -43,6 +43,7 @@ from orders_tui.domain.rules import OK, FailureRules, Outcome, Verdict
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import KafkaRefused, UserError
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
+from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client
 from orders_tui.kafka.delivery import (
     COMMIT_EVERY,
@@ -78,7 +79,6 @@ from orders_tui.kafka.status import (
     ensure_fleet_topics,
     new_status,
 )
-from orders_tui.kafka.topics import cluster_metadata, ensure_topics
 
 CONSUME_BATCH = 1000
 SESSION_TIMEOUT_MS = 10_000
@@ -204,8 +204,10 @@ class Pipeline:
         events: EventQueue | None = None,
         on_finished: Callable[[list[Finished]], None] | None = None,
         on_report: Callable[[str], None] | None = None,
+        clients: KafkaClients | None = None,
     ) -> None:
         self.settings = settings
+        self.clients = clients or KafkaClients()
         self.config = config or EngineConfig()
         self._decode = Decoder((self.config.schema_id,))
         self.events = events
@@ -291,7 +293,7 @@ class Pipeline:
         and the group has committed everything (`drain` says how it ended). Commits what
         is done before returning."""
         settings, config = self.settings, self.config
-        self._create_retry_topics()
+        self.clients.create_retry_topics(self.settings, self.retry_topics)
         self._slot = MemberSlot.take(config.group, config.instance_id or None)
         try:
             self._delivery = self._make_delivery()
@@ -308,7 +310,8 @@ class Pipeline:
         self.stats.started = time.time()
         self._last_activity = time.monotonic()
         try:
-            self._join_fleet()
+            if self.clients.fleet:
+                self._join_fleet()
             self._begin()
             if not self._stop.is_set():
                 self._subscribe()
@@ -324,8 +327,7 @@ class Pipeline:
         return self.stats
 
     def _make_consumer(self) -> Consumer:
-        return make_client(
-            Consumer,
+        return self.clients.consumer(
             self.settings.client_config(
                 **{
                     **CONSUMER_DEFAULTS,
@@ -348,20 +350,13 @@ class Pipeline:
         )
 
     def _make_delivery(self) -> Delivery:
+        new_producer = self.clients.producer
         if not self.config.exactly_once:
-            return AtLeastOnce(self.settings, self._on_refused, self._on_producer_error)
+            return AtLeastOnce(self.settings, self._on_refused, self._on_producer_error,
+                               new_producer)  # fmt: skip
         transactional_id = f"orders-tui-{self.config.group}-{self._slot.instance_id}"
         return Transactional(self.settings, transactional_id, self._on_refused,
-                             self._on_producer_error, self._interrupt)  # fmt: skip
-
-    def _create_retry_topics(self) -> None:
-        """The retry topics, created when missing with the source's partition count (a
-        retry topic spreads like its source). The source and DLQ topics are the front
-        end's to create."""
-        source = cluster_metadata(self.settings).topics.get(self.settings.topic)
-        if source is None:
-            raise UserError(f"topic {self.settings.topic!r} does not exist")
-        ensure_topics(self.settings, self.retry_topics, len(source.partitions))
+                             self._on_producer_error, self._interrupt, new_producer)  # fmt: skip
 
     def _begin(self) -> None:
         """Initialise transactions, waiting for the broker as long as it takes."""

@@ -107,9 +107,10 @@ class AtLeastOnce(Delivery):
         settings: KafkaSettings,
         on_refused: Callable[[KafkaError, Message], None],
         on_error: Callable[[KafkaError], None],
+        new_producer: Callable[..., Producer] = make_producer,
     ) -> None:
         super().__init__(
-            make_producer(
+            new_producer(
                 settings,
                 **WRITER_PRODUCER,
                 # Retried until the broker takes it; the source offset waits until then.
@@ -139,10 +140,11 @@ class Transactional(Delivery):
         on_refused: Callable[[KafkaError, Message], None],
         on_error: Callable[[KafkaError], None],
         interrupt: threading.Event,
+        new_producer: Callable[..., Producer] = make_producer,
     ) -> None:
         self.transactional_id = transactional_id
         super().__init__(
-            make_producer(
+            new_producer(
                 settings,
                 **WRITER_PRODUCER,
                 **{

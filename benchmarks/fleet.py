@@ -1,0 +1,236 @@
+"""A fleet of three headless workers on one backlog, with and without `orders-tui watch`
+attached, against three bare confluent-kafka consumers in one group.
+
+Loads a backlog (default 300,000 orders, 6 partitions), then, in interleaved rounds, each
+in a fresh consumer group:
+
+- bare: three processes, each `consume(1000)` + fastavro decode + an asynchronous commit
+  per batch, in one group: the raw client's limit for a group of three here;
+- fleet: three `orders-tui consume --headless` workers;
+- fleet + watch: the same, with the observer (`watch`'s engine and dashboard, Textual's
+  `run_test` at 120x40, in a process of its own) attached, pressing `tab` every 50 ms.
+
+Each is timed from the group's first commit to the moment its commits reach the end of
+every partition of the source (read by an admin client every 20 ms), so start-up is not
+counted. Prints orders/s and ratios against the bare group; for the observer, the
+longest a member's figures went without a new status record (target: refreshed at least
+once a second), the key
+latency p99 (target < 100 ms) and its peak RSS (target < 150 MB). Target: fleet + watch
+>= 0.95 of fleet.
+
+    python benchmarks/fleet.py [-b HOST:PORT] [-n 300000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import fastavro
+from _common import fresh_topics, parse_args, report
+from app import peak_rss_mb
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from orders_tui.domain.codec import _PARSED
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer import CONSUMER_DEFAULTS, EngineConfig
+from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.observer import Observer
+from orders_tui.kafka.producer import OrderProducer
+from orders_tui.ui.app import OrdersApp
+
+WORKERS = 3
+WATCH_EVERY = 0.02
+KEY_EVERY = 0.05
+
+
+def group_progress(admin: AdminClient, consumer: Consumer, topic: str) -> tuple[int, int]:
+    """(committed, end) summed over the source's partitions."""
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    tps = [TopicPartition(topic, p) for p in partitions]
+    committed = sum(max(0, tp.offset) for tp in consumer.committed(tps, timeout=10))
+    end = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
+    return committed, end
+
+
+def time_group(settings: KafkaSettings, group: str) -> float:
+    """Orders/s from the group's first commit to its commits at the end."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
+    try:
+        first = None
+        while True:
+            committed, end = group_progress(admin, reader, settings.topic)
+            now = time.monotonic()
+            if first is None and committed:
+                first = (now, committed)
+            if first is not None and committed >= end:
+                return (end - first[1]) / (now - first[0])
+            time.sleep(WATCH_EVERY)
+    finally:
+        reader.close()
+
+
+def bare_member(bootstrap: str, topic: str, group: str) -> None:
+    """One of the bare group's consumers: decode and commit until idle for 3 s."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False, **CONSUMER_DEFAULTS})  # fmt: skip
+    consumer.subscribe([topic])
+    reader = io.BytesIO()
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < 3:
+        messages = consumer.consume(1000, 0.1)
+        if not messages:
+            continue
+        idle_since = time.monotonic()
+        for msg in messages:
+            reader.seek(0)
+            reader.write(msg.value())
+            reader.truncate()
+            reader.seek(0)
+            fastavro.schemaless_reader(reader, _PARSED, _PARSED)
+        consumer.commit(asynchronous=True)
+    consumer.close()
+
+
+def spawn_bare(settings: KafkaSettings, group: str) -> list[subprocess.Popen]:
+    argv = [sys.executable, __file__, "--bare", settings.bootstrap_servers, settings.topic, group]
+    return [subprocess.Popen(argv) for _ in range(WORKERS)]
+
+
+def spawn_workers(settings: KafkaSettings, group: str, status_topic: str) -> list[subprocess.Popen]:
+    """Retry topics of the run's own: a new group reads them from the start, and earlier
+    runs' retries would be work this run did not make."""
+
+    def argv(n: int) -> list[str]:
+        return [sys.executable, "-m", "orders_tui", "consume", "--headless", "--idle-exit", "3",
+                "-b", settings.bootstrap_servers, "--topic", settings.topic,
+                "--dlq-topic", settings.dlq_topic, "--group", group, "--instance-id",
+                f"bench-{n}", "--status-topic", status_topic,
+                "--retry-topic-prefix", f"{group}-retry"]  # fmt: skip
+
+    return [subprocess.Popen(argv(n), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for n in range(WORKERS)]  # fmt: skip
+
+
+async def watch(settings: KafkaSettings, group: str, status_topic: str) -> dict[str, float]:
+    """The observer and its dashboard until the fleet's commits reach the end."""
+    config = EngineConfig(
+        group=group, status_topic=status_topic, retry_topic_prefix=f"{group}-retry"
+    )
+    observer = Observer(settings, EngineOptions(config))
+    app = OrdersApp(observer)
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
+    latencies: list[float] = []
+    seen: dict[str, set[int]] = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        start = time.monotonic()
+        next_key = check = start
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            for member in observer.fleet.members.values():
+                seen.setdefault(member.member, set()).add(member.updated_ms)
+            if now >= next_key:
+                focused = app.focused
+                sent = time.perf_counter()
+                await pilot.press("tab")
+                latencies.append(time.perf_counter() - sent)
+                assert app.focused is not focused, "tab did not move the focus"
+                next_key = time.monotonic() + KEY_EVERY
+            if now >= check:
+                committed, end = group_progress(admin, reader, settings.topic)
+                if committed and committed >= end:
+                    break
+                check = now + 0.5
+        elapsed = time.monotonic() - start
+    reader.close()
+    latencies.sort()
+    # The longest a member's figures went without a new record, as the observer saw them.
+    gaps = [max(b - a for a, b in itertools.pairwise(sorted(s))) / 1000
+            for s in seen.values() if len(s) > 1]  # fmt: skip
+    return {
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "longest_gap_s": max(gaps) if gaps else float("inf"),
+        "members": len(seen),
+        "seconds": elapsed,
+        "rss_mb": peak_rss_mb("self"),
+    }
+
+
+def fleet_run(settings: KafkaSettings, with_watch: bool) -> tuple[float, dict | None]:
+    group = f"bench-fleet-{uuid.uuid4().hex[:8]}"
+    status_topic = f"bench-status-{uuid.uuid4().hex[:8]}"
+    watcher = None
+    if with_watch:
+        watcher = subprocess.Popen(
+            [sys.executable, __file__, "--watch", settings.bootstrap_servers, settings.topic,
+             settings.dlq_topic, group, status_topic],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(2)  # attached before the workers start, as a watching team would be
+    workers = spawn_workers(settings, group, status_topic)
+    rate = time_group(settings, group)
+    for worker in workers:
+        worker.wait(60)
+    if watcher is None:
+        return rate, None
+    out, _ = watcher.communicate(timeout=60)
+    return rate, json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], default_count=300_000, rounds=3)
+    settings = fresh_topics(args.bootstrap_servers, max(args.partitions, 6), "bench-fleet")
+    assert OrderProducer(settings, seed=1).produce(args.count).delivered == args.count
+    fleet_run(settings, with_watch=False)  # warm-up: the broker's JIT, the page cache
+    bare, fleet, watched, observers = [], [], [], []
+    for _ in range(args.rounds):
+        group = f"bench-bare-{uuid.uuid4().hex[:8]}"
+        members = spawn_bare(settings, group)
+        bare.append(time_group(settings, group))
+        for member in members:
+            member.wait(60)
+        fleet.append(fleet_run(settings, with_watch=False)[0])
+        rate, observed = fleet_run(settings, with_watch=True)
+        watched.append(rate)
+        observers.append(observed)
+    report(
+        f"{WORKERS} workers on a backlog of {args.count:,} orders, "
+        f"{max(args.partitions, 6)} partitions, medians of {args.rounds} rounds",
+        [
+            ("bare group (consume + fastavro + commit)", statistics.median(bare)),
+            ("fleet (orders-tui consume --headless)", statistics.median(fleet)),
+            ("fleet + orders-tui watch", statistics.median(watched)),
+        ],
+        baseline="bare group (consume + fastavro + commit)",
+    )
+    print(f"  fleet + watch / fleet: {statistics.median(watched) / statistics.median(fleet):.2f}"
+          " (target >= 0.95)")  # fmt: skip
+    print(
+        f"  observer: {min(o['members'] for o in observers)} members seen; the longest a "
+        f"member's figures went unrefreshed {max(o['longest_gap_s'] for o in observers):.2f} s "
+        f"(target <= 1), key p99 "
+        f"{statistics.median(o['p99_ms'] for o in observers):.1f} ms (target < 100), peak RSS "
+        f"{max(o['rss_mb'] for o in observers):.0f} MB (target < 150)"
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--bare"]:
+        bare_member(*sys.argv[2:])
+    elif sys.argv[1:2] == ["--watch"]:
+        bootstrap, topic, dlq, group, status_topic = sys.argv[2:]
+        result = asyncio.run(watch(KafkaSettings(bootstrap, topic, dlq), group, status_topic))
+        print(json.dumps(result))
+    else:
+        main()

@@ -1,0 +1,34 @@
+"""Where the pipeline gets its Kafka clients and sets up its topics.
+
+`KafkaClients` makes the real ones. A unit test of the pipeline's own logic (retries,
+offsets, what goes to the DLQ) passes stand-ins, so that logic is tested in milliseconds
+without a broker; what Kafka does with the records is tested on the real broker.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, Producer
+
+from orders_tui.errors import UserError
+from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.producer import make_producer
+from orders_tui.kafka.topics import cluster_metadata, ensure_topics
+
+
+class KafkaClients:
+    fleet = True  # publish status records and obey fleet commands
+
+    def consumer(self, config: dict[str, object]) -> Consumer:
+        return make_client(Consumer, config)
+
+    def producer(self, settings: KafkaSettings, **overrides: object) -> Producer:
+        return make_producer(settings, **overrides)
+
+    def create_retry_topics(self, settings: KafkaSettings, names: list[str]) -> None:
+        """The retry topics, created when missing with the source's partition count (a
+        retry topic spreads like its source). The source and DLQ topics are the front
+        end's to create."""
+        source = cluster_metadata(settings).topics.get(settings.topic)
+        if source is None:
+            raise UserError(f"topic {settings.topic!r} does not exist")
+        ensure_topics(settings, names, len(source.partitions))

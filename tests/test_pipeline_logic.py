@@ -1,0 +1,274 @@
+"""The pipeline's own logic with stand-in clients (no broker, milliseconds): which record
+goes where with which headers, and which source offset may be committed when. That Kafka
+keeps what is written and committed is tested on the real broker (test_pipeline.py,
+test_crash_safety.py); here the clients only record what they were asked.
+
+Expected values follow the README's rules and record formats, written out here."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+
+import fastavro
+from confluent_kafka import TopicPartition
+
+from orders_tui.kafka.clients import KafkaClients
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer import EngineConfig, Pipeline
+
+SCHEMA = fastavro.parse_schema(json.load(open("schemas/order.avsc")))  # noqa: SIM115
+SOURCE, DLQ = "orders", "orders-dlq"
+RETRY_1 = "orders-retry-1"
+
+
+def avro(order_id: str, product: str, price: float) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, SCHEMA, {"orderId": order_id, "product": product,
+                                             "price": price})  # fmt: skip
+    return out.getvalue()
+
+
+class Record:
+    """What confluent-kafka's Message answers."""
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes, value: bytes,
+                 headers: list | None = None) -> None:  # fmt: skip
+        self._fields = (topic, partition, offset, key, value, headers)
+
+    def topic(self) -> str:
+        return self._fields[0]
+
+    def partition(self) -> int:
+        return self._fields[1]
+
+    def offset(self) -> int:
+        return self._fields[2]
+
+    def key(self) -> bytes:
+        return self._fields[3]
+
+    def value(self) -> bytes:
+        return self._fields[4]
+
+    def headers(self) -> list | None:
+        return self._fields[5]
+
+    def error(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+
+class StandInConsumer:
+    """Hands out `batches` one per poll, then runs `then` (a test's step) once per poll
+    until it returns False."""
+
+    def __init__(self, config: dict, batches: list[list[Record]], then: Callable,
+                 stop: Callable[[], None], producer: StandInProducer) -> None:  # fmt: skip
+        self.config = config
+        self.producer = producer  # the pipeline's, for a step to act on
+        self.batches = list(batches)
+        self.then, self.stop = then, stop
+        self.assigned: list[TopicPartition] = []
+        self.positions: dict[tuple[str, int], int] = {}
+        self.stored: dict[tuple[str, int], int] = {}
+        self.paused: set[tuple[str, int]] = set()
+        self._on_assign = None
+
+    def subscribe(self, topics, on_assign, on_revoke, on_lost) -> None:
+        self.topics, self._on_assign = topics, on_assign
+
+    def consume(self, count: int, timeout: float) -> list[Record]:
+        if self._on_assign is not None:  # the group's first answer: every partition, p0
+            assign, self._on_assign = self._on_assign, None
+            assign(self, [TopicPartition(t, 0) for t in self.topics])
+        if self.batches:  # a paused partition's records wait, as a real consumer's do
+            batch = [r for r in self.batches[0] if (r.topic(), r.partition()) not in self.paused]
+            self.batches[0] = [r for r in self.batches[0] if r not in batch]
+            if not self.batches[0]:
+                self.batches.pop(0)
+            for r in batch:
+                self.positions[r.topic(), r.partition()] = r.offset() + 1
+            if batch:
+                return batch
+        if not self.then(self):
+            self.stop()
+        time.sleep(0.01)
+        return []
+
+    def incremental_assign(self, tps) -> None:
+        self.assigned += tps
+
+    def assignment(self) -> list[TopicPartition]:
+        return self.assigned
+
+    def position(self, tps) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition,
+                               self.positions.get((tp.topic, tp.partition), -1001))
+                for tp in tps]  # fmt: skip
+
+    def store_offsets(self, offsets) -> None:
+        for tp in offsets:
+            self.stored[tp.topic, tp.partition] = tp.offset
+
+    def commit(self, asynchronous: bool = True) -> list[TopicPartition]:
+        done = [TopicPartition(t, p, o) for (t, p), o in self.stored.items()]
+        self.config["on_commit"](None, done)
+        return done
+
+    def pause(self, tps) -> None:
+        self.paused |= {(tp.topic, tp.partition) for tp in tps}
+
+    def resume(self, tps) -> None:
+        self.paused -= {(tp.topic, tp.partition) for tp in tps}
+
+    def seek(self, tp) -> None:
+        self.positions[tp.topic, tp.partition] = tp.offset
+
+    def incremental_unassign(self, tps) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class StandInProducer:
+    """Keeps what it was given; acknowledges it only once `acknowledging` is set."""
+
+    def __init__(self) -> None:
+        self.acknowledging = False
+        self.in_flight: list[tuple[str, bytes, bytes, list]] = []
+        self.acknowledged: list[tuple[str, bytes, bytes, list]] = []
+
+    def produce(self, topic, value, key, headers=None) -> None:
+        self.in_flight.append((topic, value, key, headers))
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        if self.acknowledging:
+            self.acknowledged += self.in_flight
+            self.in_flight = []
+        return len(self.in_flight)
+
+
+class StandIns(KafkaClients):
+    fleet = False
+
+    def __init__(self, batches: list[list[Record]], then) -> None:
+        self.batches, self.then = batches, then
+        self.producer_made = StandInProducer()
+
+    def consumer(self, config: dict) -> StandInConsumer:
+        self.consumer_made = StandInConsumer(config, self.batches, self.then,
+                                             self.pipeline.stop, self.producer_made)  # fmt: skip
+        return self.consumer_made
+
+    def producer(self, settings, **overrides) -> StandInProducer:
+        return self.producer_made
+
+    def create_retry_topics(self, settings, names) -> None:
+        pass
+
+
+def run(batches: list[list[Record]], then) -> StandIns:
+    clients = StandIns(batches, then)
+    pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
+                        EngineConfig(group="unit", exactly_once=False, instance_id="unit"),
+                        clients=clients)  # fmt: skip
+    clients.pipeline = pipeline
+    pipeline.run()
+    return clients
+
+
+def headers_of(record: tuple) -> dict[str, str]:
+    return {name: value.decode() for name, value in record[3]}
+
+
+ORDERS = [
+    (b"k-ok", avro("k-ok", "Lamp", 100.0)),  # processed
+    (b"k-transient", avro("k-transient", "Mug", 20.0)),  # its first attempt fails
+    (b"k-permanent", avro("k-permanent", "Sofa", 1500.0)),  # above 1000: DLQ at once
+    (b"k-garbage", b"\x00\x01 not avro"),  # undecodable: DLQ byte for byte
+]
+
+
+def test_each_order_goes_where_the_rules_say_with_the_documented_headers():
+    batch = [Record(SOURCE, 0, n, key, value, [("trace", b"t-%d" % n)])
+             for n, (key, value) in enumerate(ORDERS)]  # fmt: skip
+    seen = {"polls": 0}
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        seen["polls"] += 1
+        return seen["polls"] < 30
+
+    clients = run([batch], then)
+    written = clients.producer_made.acknowledged
+    assert [(topic, key) for topic, _, key, _ in written] == [
+        (RETRY_1, b"k-transient"), (DLQ, b"k-permanent"), (DLQ, b"k-garbage"),
+    ]  # fmt: skip
+    retry, permanent, garbage = written
+    assert retry[1] == ORDERS[1][1] and garbage[1] == ORDERS[3][1]  # byte for byte
+    assert retry[3][0] == ("trace", b"t-1")  # the source's headers first
+    assert headers_of(retry)["retry_attempts"] == "1"
+    assert headers_of(retry)["original_offset"] == "1"
+    assert int(headers_of(retry)["retry_due"]) > int(headers_of(retry)["retry_first_failure"])
+    for record, offset, error_type in ((permanent, 2, "permanent"),
+                                       (garbage, 3, "deserialization")):  # fmt: skip
+        headers = headers_of(record)
+        assert headers["trace"] == f"t-{offset}"
+        assert headers["error_type"] == error_type
+        assert (headers["original_topic"], headers["original_partition"],
+                headers["original_offset"]) == (SOURCE, "0", str(offset))  # fmt: skip
+        assert headers["attempts"] == "1" and headers["consumer_group"] == "unit"
+    assert "1500.00" in headers_of(permanent)["error_reason"]
+    assert clients.consumer_made.stored[SOURCE, 0] == 4  # every order done
+
+
+def test_no_source_offset_passes_a_record_the_broker_has_not_acknowledged():
+    batch = [Record(SOURCE, 0, n, key, value) for n, (key, value) in enumerate(ORDERS)]
+    stored_while_waiting: list[int | None] = []
+
+    def then(consumer: StandInConsumer) -> bool:
+        stored_while_waiting.append(consumer.stored.get((SOURCE, 0)))
+        if len(stored_while_waiting) == 40:  # 0.4 s: four checkpoints without an answer
+            consumer.producer.acknowledging = True
+        return len(stored_while_waiting) < 70
+
+    clients = run([batch], then)
+    waiting = stored_while_waiting[:40]
+    # Offset 0 was processed; offset 1's retry record was not acknowledged: at most 1.
+    assert all(s is None or s <= 1 for s in waiting)
+    assert clients.consumer_made.stored[SOURCE, 0] == 4
+
+
+def test_a_retry_not_due_pauses_its_partition_until_it_is():
+    due_ms = int((time.time() + 0.5) * 1000)
+    headers = [("error_reason", b"down"), ("retry_attempts", b"1"),
+               ("retry_due", b"%d" % due_ms), ("retry_first_failure", b"%d" % (due_ms - 500)),
+               ("original_topic", SOURCE.encode()), ("original_partition", b"0"),
+               ("original_offset", b"7"), ("original_timestamp", b"1700000000000")]  # fmt: skip
+    value = avro("k-retry", "Mug", 500.0)  # recovers: 500 is outside the failure bands
+    record = Record(RETRY_1, 0, 0, b"k-retry", value, headers)
+    polls: list[tuple[float, bool]] = []  # (when, paused)
+
+    def then(consumer: StandInConsumer) -> bool:
+        paused = (RETRY_1, 0) in consumer.paused
+        if paused and not polls:
+            consumer.batches.append([record])  # read again once resumed, from the seek
+        polls.append((time.time(), paused))
+        consumer.producer.acknowledging = True
+        return time.time() < due_ms / 1000 + 0.3
+
+    clients = run([[record]], then)
+    assert polls[0][1]  # paused at once
+    resumed_at = next(when for when, paused in polls if not paused)
+    assert due_ms / 1000 <= resumed_at < due_ms / 1000 + 0.1  # resumed when due
+    assert clients.consumer_made.stored[RETRY_1, 0] == 1  # then processed: done
+    assert clients.producer_made.acknowledged == []  # nothing retried or dead-lettered
