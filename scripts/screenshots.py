@@ -3,14 +3,17 @@
     .venv/bin/python scripts/screenshots.py [-b HOST:PORT]
 
 Uses fresh topics, produces a few batches with `p`, waits for the panes to fill, then
-saves docs/dashboard.svg (120x40), docs/dashboard-80x24.svg, docs/dlq-entry.svg and
-docs/workbench.svg (the DLQ workbench with its triage and two entries selected).
+saves docs/dashboard.svg (120x40), docs/dashboard-80x24.svg, docs/dlq-entry.svg,
+docs/workbench.svg (the DLQ workbench with its triage and two entries selected) and
+docs/watch.svg (`orders-tui watch` over three headless workers, orders streaming in).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +22,9 @@ from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.remote import EngineProcess
+from orders_tui.kafka.topics import ensure_topics
 from orders_tui.ui.app import OrdersApp
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -58,6 +63,34 @@ async def shoot(bootstrap: str, size: tuple[int, int], name: str, view: str = ""
     engine.stop()
 
 
+async def shoot_watch(bootstrap: str) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    settings = KafkaSettings(bootstrap, f"orders-fleet-{suffix}", f"orders-fleet-dlq-{suffix}")
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], 6)
+    group = f"billing-{suffix}"
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "orders_tui", "consume", "--headless",
+                          "-b", bootstrap, "--topic", settings.topic, "--dlq-topic",
+                          settings.dlq_topic, "--group", group, "--instance-id", f"worker-{n}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for n in range(3)
+    ]  # fmt: skip
+    options = EngineOptions(EngineConfig(group=group), rate=200, seed=3)
+    app = OrdersApp(Observer(settings, options))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            while not (app.engine.fleet and len(app.engine.fleet.live(time.time())) == 3):
+                await pilot.pause(0.2)
+            await pilot.pause(3.0)  # the group settles its partitions
+            await pilot.press("P")
+            await pilot.pause(8.0)
+            app.save_screenshot(filename="watch.svg", path=str(DOCS))
+            await pilot.press("P", "q")
+    finally:
+        for worker in workers:
+            worker.terminate()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-b", "--bootstrap-servers", default="localhost:9092")
@@ -67,6 +100,7 @@ def main() -> None:
     asyncio.run(shoot(args.bootstrap_servers, (80, 24), "dashboard-80x24.svg"))
     asyncio.run(shoot(args.bootstrap_servers, (120, 40), "dlq-entry.svg", "entry"))
     asyncio.run(shoot(args.bootstrap_servers, (130, 36), "workbench.svg", "workbench"))
+    asyncio.run(shoot_watch(args.bootstrap_servers))
 
 
 if __name__ == "__main__":

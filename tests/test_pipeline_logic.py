@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 import fastavro
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import KafkaSettings
@@ -73,10 +73,13 @@ class StandInConsumer:
         self.producer = producer  # the pipeline's, for a step to act on
         self.batches = list(batches)
         self.then, self.stop = then, stop
+        self.pipeline = None  # set by the test's run()
         self.assigned: list[TopicPartition] = []
         self.positions: dict[tuple[str, int], int] = {}
         self.stored: dict[tuple[str, int], int] = {}
         self.paused: set[tuple[str, int]] = set()
+        self.refuse_commits = False
+        self._polls_left = 50
         self._on_assign = None
 
     def subscribe(self, topics, on_assign, on_revoke, on_lost) -> None:
@@ -117,8 +120,15 @@ class StandInConsumer:
 
     def commit(self, asynchronous: bool = True) -> list[TopicPartition]:
         done = [TopicPartition(t, p, o) for (t, p), o in self.stored.items()]
+        if self.refuse_commits:
+            self.config["on_commit"](KafkaError(KafkaError.REBALANCE_IN_PROGRESS), done)
+            return []
         self.config["on_commit"](None, done)
         return done
+
+    def polls_left(self) -> int:
+        self._polls_left -= 1
+        return self._polls_left
 
     def pause(self, tps) -> None:
         self.paused |= {(tp.topic, tp.partition) for tp in tps}
@@ -167,6 +177,7 @@ class StandIns(KafkaClients):
     def consumer(self, config: dict) -> StandInConsumer:
         self.consumer_made = StandInConsumer(config, self.batches, self.then,
                                              self.pipeline.stop, self.producer_made)  # fmt: skip
+        self.consumer_made.pipeline = self.pipeline
         return self.consumer_made
 
     def producer(self, settings, **overrides) -> StandInProducer:
@@ -176,12 +187,16 @@ class StandIns(KafkaClients):
         pass
 
 
-def run(batches: list[list[Record]], then) -> StandIns:
+def run(batches: list[list[Record]], then, paused: bool = False,
+        said: list[str] | None = None) -> StandIns:  # fmt: skip
     clients = StandIns(batches, then)
     pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
                         EngineConfig(group="unit", exactly_once=False, instance_id="unit"),
-                        clients=clients)  # fmt: skip
+                        clients=clients,
+                        on_report=said.append if said is not None else None)  # fmt: skip
     clients.pipeline = pipeline
+    if paused:
+        pipeline.pause()  # before it has partitions: applied to them once assigned
     pipeline.run()
     return clients
 
@@ -272,3 +287,40 @@ def test_a_retry_not_due_pauses_its_partition_until_it_is():
     assert due_ms / 1000 <= resumed_at < due_ms / 1000 + 0.1  # resumed when due
     assert clients.consumer_made.stored[RETRY_1, 0] == 1  # then processed: done
     assert clients.producer_made.acknowledged == []  # nothing retried or dead-lettered
+
+
+def test_a_pause_asked_before_the_partitions_came_holds_them_once_assigned():
+    batch = [Record(SOURCE, 0, n, key, value) for n, (key, value) in enumerate(ORDERS[:1])]
+    seen: dict[str, object] = {}
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        polls = seen.setdefault("polls", 0) + 1
+        seen["polls"] = polls
+        if polls == 20:  # 0.2 s paused: nothing consumed
+            seen["paused"] = set(consumer.paused)
+            seen["stored_while_paused"] = dict(consumer.stored)
+            consumer.pipeline.resume()
+        return polls < 40
+
+    clients = run([batch], then, paused=True)
+    assert seen["paused"] == {(t, 0) for t in (SOURCE, RETRY_1, "orders-retry-2",
+                                               "orders-retry-3")}  # fmt: skip
+    assert seen["stored_while_paused"] == {}
+    assert clients.consumer_made.stored[SOURCE, 0] == 1  # resumed: consumed and done
+
+
+def test_a_failed_commit_is_counted_and_said_and_the_stop_says_what_comes_again():
+    batch = [Record(SOURCE, 0, 0, *ORDERS[0])]
+    said: list[str] = []
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        consumer.refuse_commits = True
+        return len(said) < 1 and consumer.polls_left() > 0
+
+    clients = run([batch], then, said=said)
+    assert clients.pipeline.stats.commit_failures >= 1
+    assert "commit failed: Broker: Group rebalance in progress; it is tried again" in said
+    assert any("could not commit before stopping" in line and "orders[0] since this run "
+               "started" in line for line in said), said  # fmt: skip
