@@ -15,8 +15,10 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
+from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
 from orders_tui.domain.order import Order
@@ -31,11 +33,12 @@ from tests.kafka_helpers import read_all
 pytestmark = pytest.mark.kafka
 
 
-def wait_for(predicate, timeout: float, what: str) -> float:
-    """Seconds it took; fails naming `what` after `timeout`."""
+def wait_for(predicate, timeout: float, what: str | Callable[[], str]) -> float:
+    """Seconds it took; fails naming `what` (or what it returns then) after `timeout`."""
     start = time.monotonic()
     while not predicate():
-        assert time.monotonic() - start < timeout, f"timed out: {what}"
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out: {what() if callable(what) else what}")
         time.sleep(0.05)
     return time.monotonic() - start
 
@@ -49,6 +52,19 @@ def produce(settings, count: int, seed: int) -> list[Order]:
 def group_members(settings, group: str) -> int:
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     return len(admin.describe_consumer_groups([group])[group].result(10).members)
+
+
+def group_settled(settings, group: str, members: int, partitions: int) -> bool:
+    """The group, as the broker describes it: stable, with `members` members holding
+    `partitions` partitions between them, none twice (a cooperative rebalance takes two
+    rounds: the first only takes partitions away)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    description = admin.describe_consumer_groups([group])[group].result(10)
+    held = [(tp.topic, tp.partition) for m in description.members
+            for tp in m.assignment.topic_partitions]  # fmt: skip
+    return (description.state == ConsumerGroupState.STABLE
+            and len(description.members) == members
+            and len(held) == len(set(held)) == partitions)  # fmt: skip
 
 
 @pytest.fixture
@@ -88,11 +104,14 @@ def test_an_observer_sums_three_workers_pauses_them_and_sees_one_die(
         return [m for m in observer.fleet.rows(now) if now - m.updated_ms / 1000 < 3]
 
     try:
-        # Every worker reports, and the three hold the source's 3 partitions between them
-        # before any order arrives (no rebalance while they work).
+        # The group has settled (its 3 + 9 retry partitions spread over the three) and
+        # every worker reports it, before any order arrives: no rebalance while they work,
+        # so no transaction in flight is redone and the sums are exact.
+        wait_for(lambda: group_settled(settings, group, 3, 12), 60, "the group settled")
         wait_for(lambda: len(live()) == 3
-                 and sorted(p for m in live() for p in m.partitions) == [0, 1, 2], 60,
-                 "three workers holding the partitions")  # fmt: skip
+                 and sorted(p for m in live() for p in m.partitions) == [0, 1, 2]
+                 and sum(m.retry_partitions for m in live()) == 9, 10,
+                 "three workers reporting the partitions")  # fmt: skip
         orders = produce(settings, 100_000, seed=51)
         everything = {o.orderId for o in orders}
         wait_for(lambda: set(finished()) >= everything, 120, "every order finished")
@@ -102,9 +121,27 @@ def test_an_observer_sums_three_workers_pauses_them_and_sees_one_die(
             "permanent" if o.price > 1000.0 else "retries_exhausted"
             for o in orders if dead_lettered(o)
         )  # fmt: skip
+
+        def fleet_figures() -> str:
+            rows = [
+                (
+                    m.member,
+                    m.state,
+                    round(time.time() - m.updated_ms / 1000, 1),
+                    m.processed,
+                    m.dead_lettered,
+                )
+                for m in observer.fleet.rows(time.time())
+            ]
+            return (
+                f"the fleet's totals: processed {observer.stats.processed} of "
+                f"{len(processed)}, dead-lettered {observer.stats.dead_lettered} of "
+                f"{sum(dead.values())}; members {rows}; finished {sum(finished().values())}"
+            )
+
         wait_for(lambda: observer.stats.processed == len(processed)
                  and observer.stats.dead_lettered == sum(dead.values()), 10,
-                 "the fleet's totals")  # fmt: skip
+                 fleet_figures)  # fmt: skip
         totals = observer.stats
         assert totals.consumed == len(orders)
         assert totals.total_price == pytest.approx(math.fsum(o.price for o in processed))
@@ -164,7 +201,6 @@ async def test_watch_shows_each_member_and_space_pauses_them_all(settings, group
     """`orders-tui watch` as a user sees it: the members' rows, the fleet's sums, `space`
     pausing every member (one that starts meanwhile too), a stopped member said so."""
     from tests.ui_helpers import screen_text
-    from tests.ui_helpers import wait_for as wait_on_screen
 
     status_topic, control_topic = fleet_topics
     observer = Observer(settings, EngineOptions(EngineConfig(
@@ -172,7 +208,8 @@ async def test_watch_shows_each_member_and_space_pauses_them_all(settings, group
         batch_size=20, seed=61))  # fmt: skip
     app = OrdersApp(observer)
     workers = [subprocess.Popen(worker_cli(settings, group, "ui-a", fleet_topics),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)]  # fmt: skip
     try:
         async with app.run_test(size=(120, 40)) as pilot:
 
@@ -184,34 +221,45 @@ async def test_watch_shows_each_member_and_space_pauses_them_all(settings, group
                 rows = {m.member: m for m in observer.fleet.rows(time.time())}
                 return rows[member].consumed if member in rows else -1
 
-            await wait_on_screen(pilot, lambda: shown("members 1 live of 1", "● ui-a@"))
+            async def until(condition, what: str, timeout: float = 30) -> None:
+                deadline = time.monotonic() + timeout
+                while not condition():
+                    if time.monotonic() > deadline:
+                        members = [(m.member, m.state, m.paused, m.control_seq, m.consumed)
+                                   for m in observer.fleet.rows(time.time())]  # fmt: skip
+                        raise AssertionError(
+                            f"timed out: {what}; members {members}; lag "
+                            f"{observer.lag}; screen:\n{screen_text(app)}"
+                        )
+                    await pilot.pause(0.1)
+
+            await until(lambda: shown("members 1 live of 1", "● ui-a@"), "ui-a reports")
             await pilot.press("p")
-            await wait_on_screen(pilot, lambda: consumed("ui-a") == 20)
-            await wait_on_screen(pilot, lambda: re.search(r"consumed\s+20\b", screen_text(app)))
+            await until(lambda: consumed("ui-a") == 20, "ui-a consumed the batch")
+            await until(lambda: re.search(r"consumed\s+20\b", screen_text(app)), "20 shown")
             assert "produced" in screen_text(app)  # the Orders pane: seen on the topic
 
             await pilot.press("space")
             assert "consumer PAUSED" in screen_text(app)  # asked: said at once
-            await wait_on_screen(pilot, lambda: observer.pipeline_paused, timeout=5)
+            await until(lambda: observer.pipeline_paused, "every member paused", timeout=5)
             workers.append(subprocess.Popen(worker_cli(settings, group, "ui-b", fleet_topics),
-                                            stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL))  # fmt: skip
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                            text=True))  # fmt: skip
             await pilot.press("p")
-            await wait_on_screen(pilot, lambda: sum(observer.lag.values()) == 20)
-            await wait_on_screen(
-                pilot,
-                lambda: shown("members 2 live of 2") and screen_text(app).count("PAUSED") == 3,
-            )  # header + rows
+            await until(lambda: sum(observer.lag.values()) == 20, "lag of the 20 new orders")
+            await until(lambda: shown("members 2 live of 2")
+                        and screen_text(app).count("PAUSED") == 3,  # the header, two rows
+                        "ui-b started paused")  # fmt: skip
             assert consumed("ui-a") + max(0, consumed("ui-b")) == 20  # the new 20 wait
 
             await pilot.press("space")
-            await wait_on_screen(pilot, lambda: consumed("ui-a") + consumed("ui-b") == 40)
+            await until(lambda: consumed("ui-a") + consumed("ui-b") == 40, "all 40 consumed")
             assert "consumer RUNNING" in screen_text(app)
 
             workers[1].send_signal(signal.SIGTERM)
-            assert workers[1].wait(10) == 0
-            await wait_on_screen(pilot, lambda: shown("members 1 live of 2", "○ ui-b@",
-                                                      "stopped"))  # fmt: skip
+            assert workers[1].wait(10) == 0, workers[1].stderr.read()
+            await until(lambda: shown("members 1 live of 2", "○ ui-b@", "stopped"),
+                        "ui-b shown stopped")  # fmt: skip
     finally:
         observer.stop()
         for worker in workers:

@@ -1112,8 +1112,9 @@ class Pipeline:
         else:
             self.resume()
         self._control_seq = command.seq
-        self._report("control", f"{'paused' if command.paused else 'resumed'} by a fleet "
-                     f"command from {command.by} (#{command.seq})")  # fmt: skip
+        # A kind of its own per command: each is said, however close the last one was.
+        self._report(f"control {command.seq}", f"{'paused' if command.paused else 'resumed'} "
+                     f"by a fleet command from {command.by} (#{command.seq})")  # fmt: skip
 
     def _publish_status(self, state: str) -> None:
         self._last_status = time.monotonic()

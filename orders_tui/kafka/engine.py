@@ -26,6 +26,7 @@ from orders_tui.domain.codec import WireFormat
 from orders_tui.domain.member_status import Fleet
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
+from orders_tui.kafka.commands import Produce, Replay, SetStreaming
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.consumer import EngineConfig, Pipeline
 from orders_tui.kafka.dlq import DlqEntry, dlq_reader, replay_headers
@@ -102,7 +103,7 @@ class EngineBase:
         self.streaming = False
         self.stream_waiting = False
         self.produced = 0
-        self._commands: queue.Queue[tuple[str, object]] = queue.Queue()
+        self._commands: queue.Queue[Produce | SetStreaming | Replay] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -119,10 +120,10 @@ class EngineBase:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def produce_batch(self, count: int | None = None) -> None:
-        self._commands.put(("batch", count or self.batch_size))
+        self._commands.put(Produce(count or self.batch_size))
 
     def toggle_stream(self) -> None:
-        self._commands.put(("stream", not self.streaming))
+        self._commands.put(SetStreaming(not self.streaming))
         self.streaming = not self.streaming
 
     @staticmethod
@@ -144,7 +145,7 @@ class EngineBase:
         if refusal:
             self.events.put(Notice(refusal, error=True))
             return False
-        self._commands.put(("replay", entry))
+        self._commands.put(Replay(entry))
         return True
 
     # ---- threads ----
@@ -191,19 +192,20 @@ class EngineBase:
         failures_shown = 0
         while not self._stop.is_set():
             try:
-                command, arg = self._commands.get(timeout=POLL)
+                command = self._commands.get(timeout=POLL)
             except queue.Empty:
-                command, arg = "", None
-            if command in ("batch", "stream") and producer is None:
+                command = None
+            if isinstance(command, Produce | SetStreaming) and producer is None:
                 producer = OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
-            if command == "batch":
-                producer.send(int(arg))
-            elif command == "stream":
-                streaming = bool(arg)
-                stream_started, stream_sent = time.monotonic(), 0
-                self.events.put(Notice("streaming orders" if streaming else "stream stopped"))
-            elif command == "replay":
-                self._replay(replayer, arg)
+            match command:
+                case Produce(count):
+                    producer.send(count)
+                case SetStreaming(on):
+                    streaming = on
+                    stream_started, stream_sent = time.monotonic(), 0
+                    self.events.put(Notice("streaming orders" if on else "stream stopped"))
+                case Replay(entry):
+                    self._replay(replayer, entry)
             if streaming and not self.connected:
                 if not self.stream_waiting:
                     self.stream_waiting = True

@@ -17,6 +17,7 @@ from orders_tui.domain.codec import DecodeError, Decoder
 from orders_tui.domain.member_status import Fleet, StatusFormatError, decode_status
 from orders_tui.domain.stats import PipelineStats, RateMeter
 from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer import RETRY_ROWS_PER_SECOND
 from orders_tui.kafka.dlq import header_text
 from orders_tui.kafka.engine import EngineBase, EngineOptions
 from orders_tui.kafka.events import Notice, OrderSeen, OrderState, RetryScheduled, RowBudget
@@ -25,6 +26,9 @@ from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState, retry_top
 from orders_tui.kafka.status import Command, ensure_fleet_topics, plain_reader
 
 RETRY_TOPICS_CHECK_EVERY = 2.0  # seconds, until a worker has created them
+# Rows of orders seen on the source: a pane full at a human pace; under load the
+# observer, often on a worker's machine, keeps out of the workers' way.
+ORDER_ROWS_PER_SECOND = 200
 
 
 class Observer(EngineBase):
@@ -33,7 +37,8 @@ class Observer(EngineBase):
         self._fleet = Fleet(self.config.group)
         self._rate = RateMeter()
         self._decode = Decoder((self.config.schema_id,))
-        self._rows = RowBudget()
+        self._rows = RowBudget(per_second=ORDER_ROWS_PER_SECOND)
+        self._retry_rows = RowBudget(per_second=RETRY_ROWS_PER_SECOND)
         self._command: Command | None = None  # the group's latest, seen or sent
         self._wanted: bool | None = None  # a pause (True) or resume asked for, not sent yet
         self._lock = threading.Lock()
@@ -91,6 +96,8 @@ class Observer(EngineBase):
                          order.price, OrderState.PRODUCED)  # fmt: skip
 
     def _retry_seen(self, msg: Message) -> RetryScheduled | None:
+        if self._retry_rows.take(1) != 1:
+            return None
         try:
             state = RetryState.parse(msg.headers())
         except NotARetryRecord:

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from orders_tui.domain.stats import PipelineStats
+from orders_tui.kafka.commands import EngineCommand, Produce, Replay, SetPaused, SetStreaming, Stop
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine import Engine, EngineOptions, coalesce
@@ -39,34 +40,6 @@ class Snapshot:
     connected: bool = False
 
 
-@dataclass(frozen=True)
-class Produce:
-    count: int
-
-
-@dataclass(frozen=True)
-class ToggleStream:
-    pass
-
-
-@dataclass(frozen=True)
-class SetPaused:
-    paused: bool
-
-
-@dataclass(frozen=True)
-class Replay:
-    entry: DlqEntry
-
-
-@dataclass(frozen=True)
-class Stop:
-    pass
-
-
-Command = Produce | ToggleStream | SetPaused | Replay | Stop
-
-
 def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) -> None:
     # The dashboard owns the terminal: anything the engine prints goes to a log file.
     ENGINE_LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +52,7 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
         while True:
             try:
                 if conn.poll(SNAPSHOT_EVERY):
-                    command: Command = conn.recv()
+                    command: EngineCommand = conn.recv()
                     if isinstance(command, Stop):
                         break
                     _apply(engine, command)
@@ -102,11 +75,11 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
         conn.close()
 
 
-def _apply(engine: Engine, command: Command) -> None:
+def _apply(engine: Engine, command: EngineCommand) -> None:
     match command:
         case Produce(count):
             engine.produce_batch(count)
-        case ToggleStream():
+        case SetStreaming(on) if on != engine.streaming:
             engine.toggle_stream()
         case SetPaused(paused) if paused != engine.paused:
             engine.toggle_pause()
@@ -178,7 +151,7 @@ class EngineProcess:
             self.stream_waiting = snapshot.stream_waiting
             self.connected = snapshot.connected
 
-    def _send(self, command: Command) -> None:
+    def _send(self, command: EngineCommand) -> None:
         if self._conn is None:
             return
         # The child gone means the dashboard is closing; a lost request is moot then.
@@ -203,7 +176,7 @@ class EngineProcess:
 
     def toggle_stream(self) -> None:
         self.streaming = not self.streaming
-        self._send(ToggleStream())
+        self._send(SetStreaming(self.streaming))
 
     def toggle_pause(self) -> bool:
         self.paused = not self.paused

@@ -127,7 +127,7 @@ class OrdersApp(App[None]):
         if len(events) < BUSY_EVENTS or self._ticks % BUSY_REPAINT_EVERY == 0:
             for pane in (orders, retries, dlq):
                 pane.flush()
-        if self._ticks % AGGREGATES_EVERY == 0 or not events:
+        if self._ticks % AGGREGATES_EVERY == 0:
             now = self.clock()
             self.aggregates.show(self.engine.stats, self.engine.lag, now)
             if self.engine.fleet is not None:

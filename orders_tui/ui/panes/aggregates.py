@@ -54,6 +54,7 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         self.lag_bars = Figures(id="lag-bars")
         self._partitions_shown = -1
         self._members_shown = -1
+        self._shown: tuple = ()
 
     def compose(self) -> ComposeResult:
         yield self.lag
@@ -115,6 +116,14 @@ class AggregatesPane(VerticalScroll, can_focus=True):
 
     def show(self, stats: PipelineStats, lag: dict[int, int], now: float) -> None:
         summary = stats.summary(now)
+        # Redrawn when a figure changed, or each second for the rate and the sparkline:
+        # an idle screen costs next to nothing.
+        shown = (summary["consumed"], summary["processed"], summary["dead_lettered"],
+                 summary["retry_attempts"], summary["total_price"], tuple(lag.items()),
+                 int(now), self.size.width)  # fmt: skip
+        if shown == self._shown:
+            return
+        self._shown = shown
         by_type = {k: f"{v:,}" for k, v in summary["dead_lettered_by_type"].items()}
         rows = [
             ("count", f"{summary['processed']:,}", "consumed", f"{summary['consumed']:,}"),

@@ -24,15 +24,18 @@ class RetriesPane(RowTable):
             **kwargs,
         )
         self._clock = clock
-        self._pending: dict[str, RetryScheduled] = {}
+        self._pending: dict[str, RetryScheduled] = {}  # until its outcome arrives
+        self._counting: set[str] = set()  # of those, the ones whose countdown runs
 
     def show(self, event: RetryScheduled | RetryFinished) -> None:
         key = f"{event.partition}:{event.offset}"
         if isinstance(event, RetryScheduled):
             self._pending[key] = event
+            self._counting.add(key)
             self.upsert(key, self._cells(event, self._countdown(event)))
             return
         scheduled = self._pending.pop(key, None)
+        self._counting.discard(key)
         final = (str(event.outcome), FINAL_STYLES.get(event.outcome, ""))
         max_attempts = scheduled.max_attempts if scheduled else "?"
         reason = scheduled.reason if scheduled else ""
@@ -42,12 +45,18 @@ class RetriesPane(RowTable):
         )  # fmt: skip
 
     def tick(self) -> None:
-        """Refresh the countdowns of orders still waiting."""
-        for key, event in list(self._pending.items()):
-            if key not in self.rows_model:  # trimmed away
-                del self._pending[key]
+        """Refresh the countdowns of orders still waiting; one that reached `due` stays
+        so until its outcome arrives (a row less to redraw each tick)."""
+        for key in list(self._counting):
+            event = self._pending.get(key)
+            if event is None or key not in self.rows_model:  # trimmed away
+                self._pending.pop(key, None)
+                self._counting.discard(key)
                 continue
-            self.upsert(key, self._cells(event, self._countdown(event)))
+            next_in = self._countdown(event)
+            if next_in[0] == "due":
+                self._counting.discard(key)
+            self.upsert(key, self._cells(event, next_in))
 
     def _countdown(self, event: RetryScheduled) -> tuple[str, str]:
         left = event.due - self._clock()
