@@ -505,19 +505,11 @@ def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
     return 0
 
 
-def _add_watch(sub: argparse._SubParsersAction) -> None:
+def _add_fleet_watch_flags(p: argparse.ArgumentParser) -> None:
+    """Which fleet to watch: `watch` and `serve`."""
     from orders_tui.domain.rules import FailureRules
     from orders_tui.kafka.config import DEFAULT_GROUP
 
-    p = sub.add_parser(
-        "watch",
-        help="the dashboard over a running fleet, without joining its group",
-        description="Open the dashboard over headless workers (`orders-tui consume "
-        "--headless`) without joining their consumer group or consuming for it: the panes "
-        "follow the topics as a reader, Aggregates sums the members' status records and "
-        "lists each member, lag comes from the group's commits. `space` pauses or resumes "
-        "every member; `p` and `P` produce as in the dashboard.",
-    )
     fleet = p.add_argument_group("fleet")
     fleet.add_argument(
         "--group", default=DEFAULT_GROUP, help="the workers' consumer group (default %(default)s)"
@@ -533,6 +525,24 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
     _add_schema_id_flag(fleet, written=False)
     _add_partitions_flag(fleet)
     _add_fleet_flags(fleet)
+
+
+def _add_watch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "watch",
+        help="the dashboard over a running fleet, without joining its group",
+        description="Open the dashboard over headless workers (`orders-tui consume "
+        "--headless`) without joining their consumer group or consuming for it: the panes "
+        "follow the topics as a reader, Aggregates sums the members' status records and "
+        "lists each member, lag comes from the group's commits. `space` pauses or resumes "
+        "every member; `p` and `P` produce as in the dashboard.",
+    )
+    _add_fleet_watch_flags(p)
+    p.add_argument(
+        "--read-only", action="store_true",
+        help="keys that act are off: p, P, space, r, and the workbench's redrive and export "
+        "(what `serve` runs unless --allow-actions)",
+    )  # fmt: skip
     _add_dashboard_flags(p)
     p.set_defaults(run=_run_watch)
     _add_connection_flags(p, top_level=False)
@@ -557,7 +567,54 @@ def _run_watch(args: argparse.Namespace, settings: KafkaSettings) -> int:
     options = EngineOptions(config, batch_size=args.batch_size, rate=args.rate,
                             max_replays=args.max_replays, partitions=args.partitions,
                             seed=args.seed)  # fmt: skip
-    OrdersApp(Observer(settings, options=options)).run()
+    OrdersApp(Observer(settings, options=options), read_only=args.read_only).run()
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="the fleet's dashboard (`watch`) in a browser",
+        description="Serve `orders-tui watch` to browsers (textual-serve): each visit opens "
+        "its own observer, which never joins the consumer group. Read-only unless "
+        "--allow-actions; on 127.0.0.1 unless --host says otherwise. Kafka properties (-F, "
+        "-X) reach the sessions in a file only you may read, never the browser.",
+    )
+    web = p.add_argument_group("web")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                     "(default %(default)s; 0.0.0.0: every interface, with a warning)")  # fmt: skip
+    web.add_argument("--port", type=_number(int, 1), default=8000,
+                     help="port (default %(default)s)")  # fmt: skip
+    web.add_argument(
+        "--auth-token", default=os.environ.get("ORDERS_TUI_AUTH_TOKEN") or None,
+        metavar="TOKEN",
+        help="required of every visit: /?token=TOKEN or Authorization: Bearer TOKEN (env "
+        "ORDERS_TUI_AUTH_TOKEN, which keeps it out of the process list; default: none)",
+    )  # fmt: skip
+    web.add_argument(
+        "--allow-actions", action="store_true",
+        help="let visitors produce (p, P), pause the fleet (space), replay and redrive",
+    )  # fmt: skip
+    web.add_argument("--public-url", metavar="URL",
+                     help="where browsers reach this server (default: from --host)")  # fmt: skip
+    _add_fleet_watch_flags(p)
+    p.set_defaults(run=_run_serve)
+    _add_connection_flags(p, top_level=False)
+
+
+def _run_serve(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    from orders_tui.kafka.topics import ensure_topics
+    from orders_tui.web import serve
+
+    # Unreachable or refused: one line now, not an error page in each visitor's browser.
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
+    watch_flags = [
+        "--group", args.group, "--max-retries", str(args.max_retries),
+        "--retry-topic-prefix", args.retry_topic_prefix, "--schema-id", str(args.schema_id),
+        "--status-topic", args.status_topic, "--control-topic", args.control_topic,
+    ]  # fmt: skip
+    serve(settings, watch_flags, args.host, args.port, args.allow_actions, args.auth_token,
+          args.public_url)  # fmt: skip
     return 0
 
 
@@ -657,6 +714,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_produce,
     _add_consume,
     _add_watch,
+    _add_serve,
     _add_dlq,
 ]
 

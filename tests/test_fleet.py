@@ -240,7 +240,7 @@ async def test_watch_shows_each_member_and_space_pauses_them_all(settings, group
             assert "produced" in screen_text(app)  # the Orders pane: seen on the topic
 
             await pilot.press("space")
-            assert "consumer PAUSED" in screen_text(app)  # asked: said at once
+            assert "fleet PAUSED" in screen_text(app)  # asked: said at once
             await until(lambda: observer.pipeline_paused, "every member paused", timeout=5)
             workers.append(subprocess.Popen(worker_cli(settings, group, "ui-b", fleet_topics),
                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -254,7 +254,7 @@ async def test_watch_shows_each_member_and_space_pauses_them_all(settings, group
 
             await pilot.press("space")
             await until(lambda: consumed("ui-a") + consumed("ui-b") == 40, "all 40 consumed")
-            assert "consumer RUNNING" in screen_text(app)
+            assert "fleet RUNNING" in screen_text(app)
 
             workers[1].send_signal(signal.SIGTERM)
             assert workers[1].wait(10) == 0, workers[1].stderr.read()

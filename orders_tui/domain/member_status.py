@@ -19,7 +19,7 @@ from orders_tui.domain.schema import member_status_schema
 from orders_tui.domain.stats import PipelineStats
 
 FORMAT = 1
-STALE_AFTER = 3.0  # seconds without a record (three missed): the member may be gone
+STALE_AFTER = 3.0  # seconds without a record (six missed): the member may be gone
 RUNNING, STOPPED = "running", "stopped"
 
 

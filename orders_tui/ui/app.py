@@ -39,6 +39,8 @@ TICK_SECONDS = 0.1  # events reach the panes at most 10 times a second
 AGGREGATES_EVERY = 3  # ticks between aggregate refreshes while events flow
 BUSY_REPAINT_EVERY = 3  # ticks between table repaints while a backlog streams past
 BUSY_EVENTS = 50  # events in one tick that make it busy (500 a second and more)
+# What a read-only session (`orders-tui serve` without --allow-actions) may not do.
+ACTIONS_THAT_ACT = frozenset({"produce", "stream", "toggle_pause", "replay_selected"})
 
 
 class OrdersApp(App[None]):
@@ -61,9 +63,11 @@ class OrdersApp(App[None]):
         engine: EngineApi,
         clock: Callable[[], float] = time.time,
         start_engine: bool = True,
+        read_only: bool = False,
     ) -> None:
         super().__init__()
         self.engine = engine
+        self.read_only = read_only
         self.clock = clock
         self.start_engine = start_engine
         self.decode = Decoder((engine.config.schema_id,))
@@ -148,7 +152,7 @@ class OrdersApp(App[None]):
             line.append("  ● connected", style="bold green")
         else:
             line.append("  ● disconnected", style="bold red")
-        line.append("   consumer ")
+        line.append("   fleet " if engine.fleet is not None else "   consumer ")
         if engine.paused:
             line.append("PAUSED", style="bold black on yellow")
         else:
@@ -157,6 +161,8 @@ class OrdersApp(App[None]):
             line.append("   stream waiting for Kafka", style="bold yellow")
         elif engine.streaming:
             line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
+        if self.read_only:
+            line.append("   read-only", style="bold black on cyan")
         line.append("   group ")
         line.append_text(literal(engine.config.group, "bold"))
         line.append("   ")
@@ -167,6 +173,9 @@ class OrdersApp(App[None]):
         banner.update(literal(self.status_detail))
 
     # ---- keys ----
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.read_only and action in ACTIONS_THAT_ACT)
 
     def action_produce(self) -> None:
         self.engine.produce_batch()
@@ -204,7 +213,7 @@ class OrdersApp(App[None]):
         engine = self.engine
         self.push_screen(
             WorkbenchScreen(self.workbench, engine.max_replays, engine.config.group,
-                            edit_filter=edit_filter)
+                            edit_filter=edit_filter, read_only=self.read_only)
         )  # fmt: skip
 
     def action_workbench_filter(self) -> None:

@@ -80,5 +80,8 @@ class DlqEntryScreen(ModalScreen[None]):
             yield Static(entry_details(self.entry, self.decode), id="entry-details")
         yield Footer()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action == "replay" and getattr(self.app, "read_only", False))
+
     def action_replay(self) -> None:
         self.app.replay(self.entry)

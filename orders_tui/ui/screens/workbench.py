@@ -128,8 +128,9 @@ class WorkbenchScreen(Screen[None]):
     ]
 
     def __init__(self, workbench: Workbench, max_replays: int, group: str, where: str = "",
-                 edit_filter: bool = False) -> None:  # fmt: skip
+                 edit_filter: bool = False, read_only: bool = False) -> None:  # fmt: skip
         super().__init__()
+        self.read_only = read_only  # no redrive, no export (a served, read-only session)
         self.workbench = workbench
         self.max_replays = max_replays
         self.group = group
@@ -315,6 +316,9 @@ class WorkbenchScreen(Screen[None]):
         self._requested = None
         self.workbench.filter(event.value)
         self.query_one("#wb-rows").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.read_only and action in ("redrive", "export"))
 
     def action_edit_filter(self) -> None:
         self.query_one("#filter", Input).focus()
