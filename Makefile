@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BOOTSTRAP ?= localhost:9092
 
-.PHONY: install broker broker-stop run test lint format bench clean
+.PHONY: install broker broker-stop browser run test lint format bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,16 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Debian's Chromium for the browser tests (tests/test_serve.py), installed when missing
+# and this user may (root, apt); elsewhere those tests are skipped, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+	  echo "make: could not install chromium: the browser tests will be skipped"
+
 # The tests start their own broker on free ports (tests/conftest.py).
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 bench: install broker

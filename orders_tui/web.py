@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import os
 import shlex
 import socket
@@ -83,6 +84,11 @@ class DashboardServer(Server):
                          public_url=public_url)  # fmt: skip
         self.token = token
         self._tasks: set[asyncio.Task] = set()
+
+    def initialize_logging(self) -> None:
+        super().initialize_logging()
+        # aiohttp's access log would print each request line, a ?token= among them.
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         # Kept, so a stop can close them: aiohttp would otherwise wait for each browser

@@ -5,7 +5,8 @@
 Uses fresh topics, produces a few batches with `p`, waits for the panes to fill, then
 saves docs/dashboard.svg (120x40), docs/dashboard-80x24.svg, docs/dlq-entry.svg,
 docs/workbench.svg (the DLQ workbench with its triage and two entries selected) and
-docs/watch.svg (`orders-tui watch` over three headless workers, orders streaming in).
+docs/watch.svg (`orders-tui watch` over three headless workers, orders streaming in) and
+docs/serve.png (the same, served by `orders-tui serve` to headless Chromium).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ async def shoot(bootstrap: str, size: tuple[int, int], name: str, view: str = ""
     engine.stop()
 
 
-async def shoot_watch(bootstrap: str) -> None:
+def start_fleet(bootstrap: str) -> tuple[KafkaSettings, str, list[subprocess.Popen]]:
+    """Fresh topics and three headless workers on them."""
     suffix = uuid.uuid4().hex[:6]
     settings = KafkaSettings(bootstrap, f"orders-fleet-{suffix}", f"orders-fleet-dlq-{suffix}")
     ensure_topics(settings, [settings.topic, settings.dlq_topic], 6)
@@ -75,6 +77,37 @@ async def shoot_watch(bootstrap: str) -> None:
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for n in range(3)
     ]  # fmt: skip
+    return settings, group, workers
+
+
+def shoot_served(bootstrap: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    settings, group, workers = start_fleet(bootstrap)
+    flags = ["-b", bootstrap, "--topic", settings.topic, "--dlq-topic", settings.dlq_topic]
+    streamer = subprocess.Popen([sys.executable, "-m", "orders_tui", "produce", "-n", "20000",
+                                 "--rate", "150", *flags], stdout=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "orders_tui", "serve", "--port", "18765",
+                               "--group", group, *flags], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        time.sleep(8)  # the workers joined and report
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                        args=["--no-sandbox", "--disable-gpu",
+                                              "--disable-background-networking"])  # fmt: skip
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.goto("http://127.0.0.1:18765/")
+            page.wait_for_timeout(10_000)
+            page.screenshot(path=str(DOCS / "serve.png"))
+            browser.close()
+    finally:
+        for proc in (server, streamer, *workers):
+            proc.terminate()
+
+
+async def shoot_watch(bootstrap: str) -> None:
+    settings, group, workers = start_fleet(bootstrap)
     options = EngineOptions(EngineConfig(group=group), rate=200, seed=3)
     app = OrdersApp(Observer(settings, options))
     try:
@@ -94,13 +127,21 @@ async def shoot_watch(bootstrap: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-b", "--bootstrap-servers", default="localhost:9092")
+    parser.add_argument("--only", choices=["watch", "serve"], help="just this one")
     args = parser.parse_args()
+    if args.only == "watch":
+        asyncio.run(shoot_watch(args.bootstrap_servers))
+        return
+    if args.only == "serve":
+        shoot_served(args.bootstrap_servers)
+        return
     DOCS.mkdir(exist_ok=True)
     asyncio.run(shoot(args.bootstrap_servers, (120, 40), "dashboard.svg"))
     asyncio.run(shoot(args.bootstrap_servers, (80, 24), "dashboard-80x24.svg"))
     asyncio.run(shoot(args.bootstrap_servers, (120, 40), "dlq-entry.svg", "entry"))
     asyncio.run(shoot(args.bootstrap_servers, (130, 36), "workbench.svg", "workbench"))
     asyncio.run(shoot_watch(args.bootstrap_servers))
+    shoot_served(args.bootstrap_servers)
 
 
 if __name__ == "__main__":

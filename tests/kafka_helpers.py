@@ -74,3 +74,9 @@ def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, int]:
 
     stable, end = ends(IsolationLevel.READ_COMMITTED), ends(IsolationLevel.READ_UNCOMMITTED)
     return {f"{t}[{p}]": end[t, p] - stable[t, p] for (t, p) in end if stable[t, p] < end[t, p]}
+
+
+def group_members(settings, group: str) -> int:
+    """Members of `group`, as the broker describes it."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return len(admin.describe_consumer_groups([group])[group].result(10).members)

@@ -28,7 +28,7 @@ from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.ui.app import OrdersApp
 from tests.expectations import dead_lettered, transient
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import group_members, read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -47,11 +47,6 @@ def produce(settings, count: int, seed: int) -> list[Order]:
     orders: list[Order] = []
     assert OrderProducer(settings, seed=seed, on_order=orders.append).produce(count).delivered
     return orders
-
-
-def group_members(settings, group: str) -> int:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    return len(admin.describe_consumer_groups([group])[group].result(10).members)
 
 
 def group_settled(settings, group: str, members: int, partitions: int) -> bool:

@@ -19,14 +19,11 @@ from pathlib import Path
 import pytest
 
 from orders_tui.kafka.producer import OrderProducer
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import group_members, read_all
 
 pytestmark = pytest.mark.kafka
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip("no Chromium: `make browser` installs Debian's (as root)", allow_module_level=True)
 
 TOKEN = "t0k3n-for-the-test"
 SECRET = "not-for-any-browser-4242"
@@ -42,6 +39,7 @@ def free_port() -> int:
 class Served:
     def __init__(self, settings, group: str, *flags: str) -> None:
         self.port = free_port()
+        self.said = ""  # its stderr, once stopped
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orders_tui", "serve", "--port", str(self.port),
@@ -52,8 +50,12 @@ class Served:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "ORDERS_TUI_AUTH_TOKEN": TOKEN},
         )  # fmt: skip
-        line = self.process.stderr.readline()
-        assert "serving the dashboard on" in line, line + self.process.stderr.read()
+        self.first_lines = ""  # up to the one that says where it serves
+        while "serving the dashboard on" not in self.first_lines:
+            line = self.process.stderr.readline()
+            if not line:  # it stopped
+                raise AssertionError(f"serve stopped: {self.first_lines}")
+            self.first_lines += line
 
     def status(self, path: str, **headers: str) -> int:
         try:
@@ -67,10 +69,15 @@ class Served:
         """Stopped with browsers still connected, it ends their sessions within 5 s."""
         self.process.terminate()
         assert self.process.wait(5) == 0
+        out, err = self.process.communicate()
+        self.said = self.first_lines + out + err
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium: `make browser` installs Debian's (as root)")
     with playwright.sync_playwright() as p:
         launched = p.chromium.launch(
             executable_path=CHROMIUM,
@@ -155,8 +162,14 @@ def test_the_served_dashboard_shows_orders_takes_keys_and_keeps_its_secrets(
         assert any("orders_tui watch" in c for c in commands), commands
         assert not any(SECRET in c for c in commands) and not any(TOKEN in c for c in commands)
         assert SECRET not in page.page.content() and SECRET not in page.text()
+        properties = Path(re.search(r"-F (\S+)", " ".join(commands)).group(1))
+        assert properties.stat().st_mode & 0o077 == 0  # this user's alone
+        assert SECRET in properties.read_text()
+        assert group_members(settings, group) == 0  # the session never joined
     finally:
         served.stop()
+    assert not properties.exists()  # removed at the stop
+    assert TOKEN not in served.said  # no request line logged
 
 
 def test_read_only_is_the_default_and_the_page_says_so(settings, group, browser):
@@ -169,5 +182,15 @@ def test_read_only_is_the_default_and_the_page_says_so(settings, group, browser)
         page.page.wait_for_timeout(1500)
         assert len(read_all(settings.bootstrap_servers, settings.topic)) == 3  # nothing sent
         assert "PAUSED" not in page.text()
+        assert "Quit" in page.text() and "Produce" not in page.text()  # gone from the footer
     finally:
         served.stop()
+
+
+def test_an_address_beyond_this_machine_is_served_with_a_warning(settings, group):
+    served = Served(settings, group, "--host", "0.0.0.0")
+    served.stop()
+    assert served.first_lines.startswith(
+        f"orders-tui: warning: listening on 0.0.0.0: anyone who can reach port {served.port} "
+        "can see the data"
+    )
