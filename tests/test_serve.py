@@ -147,7 +147,8 @@ def test_the_served_dashboard_shows_orders_takes_keys_and_keeps_its_secrets(
         page = Page(browser, f"{served.url}/?token={TOKEN}")
         assert page.response.status == 200
         page.wait_for(lambda: orders[-1].product in page.text(), "a produced order shown")
-        assert "members" in page.text() and "read-only" not in page.text()
+        page.wait_for(lambda: "members" in page.text(), "the fleet's rows (Aggregates)")
+        assert "read-only" not in page.text()
 
         page.press("p")  # the dashboard's default batch: 15 orders
         page.wait_for(lambda: len(read_all(settings.bootstrap_servers, settings.topic)) == 20,
