@@ -84,6 +84,7 @@ class StandInConsumer:
 
     def subscribe(self, topics, on_assign, on_revoke, on_lost) -> None:
         self.topics, self._on_assign = topics, on_assign
+        self.on_revoke, self.on_lost = on_revoke, on_lost  # a step may call them
 
     def consume(self, count: int, timeout: float) -> list[Record]:
         if self._on_assign is not None:  # the group's first answer: every partition, p0
@@ -134,13 +135,16 @@ class StandInConsumer:
         self.paused |= {(tp.topic, tp.partition) for tp in tps}
 
     def resume(self, tps) -> None:
+        for tp in tps:
+            assert tp in self.assigned, f"resumed {tp.topic}[{tp.partition}], not assigned"
         self.paused -= {(tp.topic, tp.partition) for tp in tps}
 
     def seek(self, tp) -> None:
         self.positions[tp.topic, tp.partition] = tp.offset
 
     def incremental_unassign(self, tps) -> None:
-        pass
+        gone = {(tp.topic, tp.partition) for tp in tps}
+        self.assigned = [tp for tp in self.assigned if (tp.topic, tp.partition) not in gone]
 
     def close(self) -> None:
         pass
@@ -324,3 +328,47 @@ def test_a_failed_commit_is_counted_and_said_and_the_stop_says_what_comes_again(
     assert "commit failed: Broker: Group rebalance in progress; it is tried again" in said
     assert any("could not commit before stopping" in line and "orders[0] since this run "
                "started" in line for line in said), said  # fmt: skip
+
+
+def test_lost_partitions_are_forgotten_never_committed_by_their_old_owner():
+    """`on_lost` (the session ended behind our back): another member owns them already;
+    what was done here is not stored, so nothing overwrites the new owner's commits."""
+    batch = [Record(SOURCE, 0, n, key, value) for n, (key, value) in enumerate(ORDERS)]
+    seen: dict[str, object] = {}
+
+    def then(consumer: StandInConsumer) -> bool:
+        polls = seen.setdefault("polls", 0) + 1
+        seen["polls"] = polls
+        if polls == 1:  # the retry and DLQ records are not acknowledged yet
+            consumer.on_lost(consumer, [TopicPartition(SOURCE, 0)])
+            seen["stored_at_loss"] = dict(consumer.stored)
+        if polls == 5:
+            consumer.producer.acknowledging = True
+        return polls < 30
+
+    clients = run([batch], then)
+    assert (SOURCE, 0) not in seen["stored_at_loss"]
+    assert (SOURCE, 0) not in clients.consumer_made.stored  # not even once acknowledged
+
+
+def test_a_revoked_retry_partition_waits_for_its_next_owner():
+    """A retry not due yet, its partition revoked: the head is left for the next owner
+    (stored at the head, not past it) and never resumed here."""
+    due_ms = int((time.time() + 0.3) * 1000)
+    headers = [("error_reason", b"down"), ("retry_attempts", b"1"),
+               ("retry_due", b"%d" % due_ms), ("retry_first_failure", b"%d" % (due_ms - 300)),
+               ("original_topic", SOURCE.encode()), ("original_partition", b"0"),
+               ("original_offset", b"7"), ("original_timestamp", b"1700000000000")]  # fmt: skip
+    record = Record(RETRY_1, 0, 4, b"k-retry", avro("k-retry", "Mug", 500.0), headers)
+    polls: list[int] = []
+
+    def then(consumer: StandInConsumer) -> bool:
+        polls.append(1)
+        consumer.producer.acknowledging = True
+        if len(polls) == 1:
+            consumer.on_revoke(consumer, [TopicPartition(RETRY_1, 0)])
+        return time.time() < due_ms / 1000 + 0.3  # past due: a resume would have come
+
+    clients = run([[record]], then)  # the stand-in refuses a resume of what it lost
+    assert clients.consumer_made.stored.get((RETRY_1, 0), 4) == 4  # the head, not past it
+    assert clients.producer_made.acknowledged == []  # not processed here
