@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException
 
 from orders_tui.errors import UserError
 
@@ -132,6 +133,25 @@ class KafkaSettings:
 
 
 Client = TypeVar("Client")
+
+
+def plain_reader(settings: KafkaSettings, **overrides: object) -> Consumer:
+    """A consumer that reads the partitions it is assigned without joining a group or
+    committing anything."""
+    config = settings.client_config(
+        **{
+            # group.id is required by librdkafka even for assign(); nothing is committed.
+            "group.id": f"orders-tui-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            # Records of an aborted or still open transaction are not shown (librdkafka's
+            # default, said here because the guarantee rests on it).
+            "isolation.level": "read_committed",
+            **overrides,
+        }
+    )
+    return make_client(Consumer, config)
 
 
 def make_client(factory: Callable[[dict], Client], config: dict[str, object]) -> Client:

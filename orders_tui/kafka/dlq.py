@@ -21,7 +21,6 @@ from __future__ import annotations
 import enum
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,7 +32,7 @@ from orders_tui.domain.failure import FAILURE_HEADER_PREFIXES, Failure, read_fai
 from orders_tui.domain.order import Order
 from orders_tui.errors import UserError
 from orders_tui.json_output import bytes_json
-from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.config import KafkaSettings, plain_reader
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -226,22 +225,8 @@ class DlqEntry:
 
 
 def dlq_reader(settings: KafkaSettings, **overrides: object) -> Consumer:
-    """A consumer that reads without joining a group or committing anything."""
-    config = settings.client_config(
-        **{
-            # group.id is required by librdkafka even for assign(); nothing is committed.
-            "group.id": f"orders-tui-dlq-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            # Records of an aborted or still open transaction are not shown (librdkafka's
-            # default, said here because the guarantee rests on it).
-            "isolation.level": "read_committed",
-            **overrides,
-        }
-    )
-    return make_client(Consumer, config)
+    """A plain reader that says when it reaches the end of a partition."""
+    return plain_reader(settings, **{"enable.partition.eof": True, **overrides})
 
 
 @dataclass

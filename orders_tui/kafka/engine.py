@@ -27,9 +27,9 @@ from orders_tui.domain.member_status import Fleet
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
 from orders_tui.kafka.commands import Produce, Replay, SetStreaming
-from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.config import KafkaSettings, make_client, plain_reader
 from orders_tui.kafka.consumer import EngineConfig, Pipeline
-from orders_tui.kafka.dlq import DlqEntry, dlq_reader, replay_headers
+from orders_tui.kafka.dlq import DlqEntry, replay_headers
 from orders_tui.kafka.events import ROWS_SHOWN, EngineStatus, EventQueue, Notice, OrderSeen
 from orders_tui.kafka.producer import OrderProducer, make_producer
 from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
@@ -270,10 +270,9 @@ class EngineBase:
         # The pane shows 500 rows: small fetches (librdkafka's defaults are 1 MB a
         # partition and a 64 MB buffer) are plenty, and under load every record fetched
         # beyond what the pane shows is parsed for nothing.
-        consumer = dlq_reader(
+        consumer = plain_reader(
             self.settings,
             **{
-                "enable.partition.eof": False,
                 "queued.max.messages.kbytes": DLQ_BUFFER_KB,
                 "max.partition.fetch.bytes": DLQ_FETCH_BYTES,
                 "fetch.max.bytes": DLQ_FETCH_BYTES * 4,

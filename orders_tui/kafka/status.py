@@ -16,18 +16,17 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, Producer, TopicPartition
 
 from orders_tui import __version__
 from orders_tui.domain.member_status import (
     MemberStatus,
     encode_status,
 )
-from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.config import KafkaSettings, plain_reader
 from orders_tui.kafka.producer import make_producer
 from orders_tui.kafka.topics import ensure_topics
 
@@ -60,21 +59,6 @@ class Command:
         if not isinstance(record.get("seq"), int) or not isinstance(record.get("paused"), bool):
             raise ValueError("a command needs an integer seq and a boolean paused")
         return cls(record["seq"], record["paused"], str(record.get("by", "")))
-
-
-def plain_reader(settings: KafkaSettings) -> Consumer:
-    """A consumer that reads assigned partitions without joining a group or committing."""
-    return make_client(
-        Consumer,
-        settings.client_config(
-            **{
-                "group.id": f"orders-tui-reader-{uuid.uuid4().hex[:8]}",  # never joined
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-            }
-        ),
-    )
 
 
 class StatusPublisher:
