@@ -187,6 +187,11 @@ class EngineConfig:
     status_topic: str = STATUS_TOPIC  # where the member's status goes every second
     control_topic: str = CONTROL_TOPIC  # fleet commands it obeys
 
+    def retry_topics(self, source_topic: str) -> list[str]:
+        """Where retry n of `source_topic`'s orders waits (see retry_topics)."""
+        prefix = self.retry_topic_prefix or f"{source_topic}-retry"
+        return retry_topic_names(prefix, self.rules.max_retries)
+
 
 def _fenced_instance(error: KafkaError) -> bool:
     """A fatal consumer error saying another member took our group.instance.id."""
@@ -222,7 +227,7 @@ class Pipeline:
         # Cuts short a transactional call that hangs; cleared for the last checkpoint,
         # which has its own bound.
         self._interrupt = threading.Event()
-        self.retry_topics = retry_topic_names(self.retry_prefix, self.config.rules.max_retries)
+        self.retry_topics = self.config.retry_topics(settings.topic)
         self._trackers: dict[str, dict[int, PartitionOffsets]] = {t: {} for t in self.topics}
         self._stored: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
@@ -260,10 +265,6 @@ class Pipeline:
         self._control: ControlFollower | None = None
         self._control_seq = -1  # the last fleet command obeyed
         self._last_status = 0.0
-
-    @property
-    def retry_prefix(self) -> str:
-        return self.config.retry_topic_prefix or f"{self.settings.topic}-retry"
 
     @property
     def topics(self) -> list[str]:

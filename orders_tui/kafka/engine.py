@@ -90,7 +90,6 @@ class EngineBase:
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
         self.settings = settings
-        self.options = options
         self.config = options.config
         self.batch_size = options.batch_size
         self.rate = options.rate

@@ -22,7 +22,7 @@ from orders_tui.kafka.dlq import header_text
 from orders_tui.kafka.engine import EngineBase, EngineOptions
 from orders_tui.kafka.events import Notice, OrderSeen, OrderState, RetryScheduled, RowBudget
 from orders_tui.kafka.producer import make_producer
-from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState, retry_topic_names
+from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState
 from orders_tui.kafka.status import Command, ensure_fleet_topics
 
 RETRY_TOPICS_CHECK_EVERY = 2.0  # seconds, until a worker has created them
@@ -108,8 +108,7 @@ class Observer(EngineBase):
                               state.due_ms / 1000)  # fmt: skip
 
     def _tail_retries(self) -> None:
-        prefix = self.config.retry_topic_prefix or f"{self.settings.topic}-retry"
-        topics = retry_topic_names(prefix, self.config.rules.max_retries)
+        topics = self.config.retry_topics(self.settings.topic)
         reader = plain_reader(self.settings)
         try:
             while not self._stop.is_set():  # the first worker creates them
