@@ -17,6 +17,7 @@ from orders_tui.domain.member_status import (
     encode_status,
     member_state,
 )
+from orders_tui.kafka.status import Command
 from orders_tui.ui.panes.aggregates import lag_bars, lag_line
 
 NOW = 1_800_000_000.0
@@ -89,3 +90,13 @@ def test_lag_reads_on_one_line_at_24_partitions_worst_first():
     assert bars[0] == "lag by partition"
     assert [row.split()[0] for row in bars[1:]] == [f"p{p}" for p in range(23, -1, -1)]
     assert bars[1].count("█") == 12 and "█" not in bars[-1]  # scaled to the worst
+
+
+@pytest.mark.parametrize("value", [b"[1, 2]", b'"paused"', b"\xff\xfe", b"{}", b'{"seq": 1}',
+                                   b'{"seq": "1", "paused": true}'])  # fmt: skip
+def test_anything_but_a_fleet_command_on_the_control_topic_is_refused_as_such(value):
+    """Others may write to the control topic: what is not a command is skipped
+    (ValueError), never a crash of the thread that follows it."""
+    with pytest.raises(ValueError):
+        Command.decode(value)
+    assert Command.decode(b'{"seq": 3, "paused": true, "by": "h"}') == Command(3, True, "h")

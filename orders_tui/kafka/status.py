@@ -56,8 +56,9 @@ class Command:
     def decode(cls, value: bytes) -> Command:
         """ValueError when `value` is not a command."""
         record = json.loads(value)
-        if not isinstance(record.get("seq"), int) or not isinstance(record.get("paused"), bool):
-            raise ValueError("a command needs an integer seq and a boolean paused")
+        if (not isinstance(record, dict) or not isinstance(record.get("seq"), int)
+                or not isinstance(record.get("paused"), bool)):  # fmt: skip
+            raise ValueError("a command is an object with an integer seq and a boolean paused")
         return cls(record["seq"], record["paused"], str(record.get("by", "")))
 
 
