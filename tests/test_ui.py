@@ -152,3 +152,21 @@ async def test_question_mark_shows_every_key_and_tab_walks_the_panes():
             assert what in text, what
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_the_retries_pane_keeps_a_bounded_history_of_retries_that_never_end():
+    """watch sees retries whose outcome it never learns: they must not pile up."""
+    from orders_tui.kafka.events import RetryScheduled
+    from orders_tui.ui.panes.table import TRIM_SLACK
+
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n in range(5_000):  # a tick each 500, as they arrive: each is `due` at once
+            app.retries.show(RetryScheduled(0, n, f"order-{n}", 1, 4, "down", app.clock() - 1))
+            if n % 500 == 499:
+                app.retries.tick()
+        app.retries.flush()
+        await pilot.pause()
+        assert len(app.retries._pending) <= app.retries.max_rows + TRIM_SLACK
+        assert len(app.retries.rows_model) <= app.retries.max_rows + TRIM_SLACK
+        assert "order-4999" in screen_text(app)

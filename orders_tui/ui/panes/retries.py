@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orders_tui.kafka.events import RetryEnd, RetryFinished, RetryScheduled
-from orders_tui.ui.panes.table import RowTable
+from orders_tui.ui.panes.table import TRIM_SLACK, RowTable
 
 FINAL_STYLES = {RetryEnd.RECOVERED: "green", RetryEnd.EXHAUSTED: "bold red"}
 
@@ -30,8 +30,13 @@ class RetriesPane(RowTable):
     def show(self, event: RetryScheduled | RetryFinished) -> None:
         key = f"{event.partition}:{event.offset}"
         if isinstance(event, RetryScheduled):
-            self._pending[key] = event
+            pending = self._pending
+            pending[key] = event
             self._counting.add(key)
+            if len(pending) > self.max_rows + TRIM_SLACK:  # never more than the table holds
+                oldest = next(iter(pending))
+                del pending[oldest]
+                self._counting.discard(oldest)
             self.upsert(key, self._cells(event, self._countdown(event)))
             return
         scheduled = self._pending.pop(key, None)
