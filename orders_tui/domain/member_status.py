@@ -20,7 +20,7 @@ from orders_tui.domain.stats import PipelineStats
 
 FORMAT = 1
 STALE_AFTER = 3.0  # seconds without a record (six missed): the member may be gone
-RUNNING, STOPPED = "running", "stopped"
+RUNNING, STALE, STOPPED = "running", "stale", "stopped"
 
 
 class StatusFormatError(ValueError):
@@ -132,4 +132,4 @@ def member_state(status: MemberStatus, now: float) -> str:
     """running, stopped (it said so), or stale (silent for STALE_AFTER seconds)."""
     if status.state == STOPPED:
         return STOPPED
-    return "stale" if status.age(now) > STALE_AFTER else RUNNING
+    return STALE if status.age(now) > STALE_AFTER else RUNNING

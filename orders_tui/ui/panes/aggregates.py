@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from orders_tui.domain.member_status import RUNNING, Fleet, member_state
+from orders_tui.domain.member_status import RUNNING, STALE, STOPPED, Fleet, member_state
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.ui.text import literal
 
@@ -202,16 +202,16 @@ def member_lines(fleet: Fleet, now: float) -> Text:
         state = member_state(m, now)
         style = "" if state == RUNNING else "dim"
         text.append("\n")
-        text.append({"running": "● ", "stale": "◌ ", "stopped": "○ "}[state],
+        text.append({RUNNING: "● ", STALE: "◌ ", STOPPED: "○ "}[state],
                     style="green" if state == RUNNING else "red")  # fmt: skip
         text.append_text(literal(f"{m.member}@{m.host}", style))
         parts = ",".join(str(p) for p in m.partitions) or "-"
         text.append(f"  p{parts}  {m.orders_per_second:,.0f}/s  lag {m.lag:,}", style=style)
         if m.retries_pending:
             text.append(f"  retries {m.retries_pending:,}", style=style)
-        if state == "stale":
+        if state == STALE:
             text.append(f"  stale {m.age(now):.0f} s", style="bold red")
-        elif state == "stopped":
+        elif state == STOPPED:
             text.append("  stopped", style="dim")
         elif m.paused:
             text.append("  PAUSED", style="bold black on yellow")
