@@ -170,3 +170,17 @@ async def test_the_retries_pane_keeps_a_bounded_history_of_retries_that_never_en
         assert len(app.retries._pending) <= app.retries.max_rows + TRIM_SLACK
         assert len(app.retries.rows_model) <= app.retries.max_rows + TRIM_SLACK
         assert "order-4999" in screen_text(app)
+
+
+async def test_a_notice_quoting_others_is_shown_literally():
+    """Notices quote what others chose: a fleet command's sender, a broker's message. The
+    toast shows them as written (Textual reads a notification as markup unless told)."""
+    from orders_tui.kafka.events import Notice
+
+    app = sample_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.apply_events([Notice("paused by a fleet command from [bold red]x[/]\x1b[2J (#3)")])
+        await pilot.pause()
+        (shown,) = list(app._notifications)
+    assert shown.markup is False
+    assert shown.message == "paused by a fleet command from [bold red]x[/]\\x1b[2J (#3)"

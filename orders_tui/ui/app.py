@@ -33,7 +33,7 @@ from orders_tui.ui.panes.table import RowTable
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen
 from orders_tui.ui.screens.help import HelpScreen
 from orders_tui.ui.screens.workbench import WorkbenchScreen
-from orders_tui.ui.text import literal
+from orders_tui.ui.text import literal, notify_literally
 
 TICK_SECONDS = 0.1  # events reach the panes at most 10 times a second
 AGGREGATES_EVERY = 3  # ticks between aggregate refreshes while events flow
@@ -122,7 +122,8 @@ class OrdersApp(App[None]):
                     self.connected, self.status_detail = event.connected, event.detail
                     status_changed = True
             elif isinstance(event, Notice):
-                self.notify(event.text, severity="error" if event.error else "information")
+                notify_literally(self, event.text,
+                                 severity="error" if event.error else "information")  # fmt: skip
         retries.tick()
         self._ticks += 1
         # Under load (a tick bringing more than a person reads) the tables repaint every

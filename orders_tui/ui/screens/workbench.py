@@ -21,7 +21,7 @@ from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.workbench import Workbench, WorkbenchView
 from orders_tui.ui.panes.dlq import TYPE_STYLES
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen, entry_details
-from orders_tui.ui.text import literal
+from orders_tui.ui.text import literal, notify_literally
 
 TICK = 0.1
 Key = tuple[int, int]  # (partition, offset) of a DLQ entry
@@ -186,7 +186,7 @@ class WorkbenchScreen(Screen[None]):
                 self._awaiting_redrives = False
                 self.app.push_screen(Confirm(view.job_done, question=False))
             elif not self._awaiting_plan:
-                self.notify(view.job_done, timeout=8)
+                notify_literally(self, view.job_done, timeout=8)
         if view.source is not None and view.source[0] == self._source_asked:
             self._source_asked = None
             self.app.push_screen(SourceScreen(view.source[1], view.source[2]))
@@ -428,7 +428,7 @@ class WorkbenchScreen(Screen[None]):
             try:
                 ms = parse_time(where.strip())
             except FilterError as exc:
-                self.notify(f"{exc}, or PARTITION@OFFSET", severity="error")
+                notify_literally(self, f"{exc}, or PARTITION@OFFSET", severity="error")
                 return
             self.workbench.jump_to_time(ms, self.page * 3)
 
