@@ -18,6 +18,7 @@ import hmac
 import logging
 import os
 import shlex
+import signal
 import socket
 import sys
 import tempfile
@@ -111,8 +112,20 @@ class DashboardServer(Server):
         return app
 
     async def on_startup(self, app: web.Application) -> None:
-        # One line, not textual-serve's banner: the command line holds no secret, but it
-        # is no one's business either.
+        """Nothing: textual-serve's banner would print the command line (no secret in it,
+        but no one's business either), and before the port listens."""
+
+    def serve(self, debug: bool = False) -> None:
+        self.debug = debug
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        loop.add_signal_handler(signal.SIGINT, self.request_exit)
+        loop.add_signal_handler(signal.SIGTERM, self.request_exit)
+        # aiohttp calls `print` once every socket listens: the line says it can be opened.
+        web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False,
+                    loop=loop, print=lambda _banner: self._announce())  # fmt: skip
+
+    def _announce(self) -> None:
         access = "a token" if self.token else "no token"
         read_only = "" if "--read-only" not in self.command else ", read-only"
         print(f"orders-tui: serving the dashboard on {self.public_url} ({access}{read_only}); "
