@@ -137,6 +137,24 @@ def _add_connection_flags(parser: argparse.ArgumentParser, top_level: bool) -> N
         default=default([]),
         help="librdkafka properties file (key=value lines), applied before -X",
     )
+    registry = parser.add_argument_group("schema registry (every command)")
+    registry.add_argument(
+        "--schema-registry",
+        metavar="URL",
+        default=default(os.environ.get("SCHEMA_REGISTRY_URL", "")),
+        help="Confluent-compatible schema registry (env SCHEMA_REGISTRY_URL; e.g. "
+        "http://localhost:8081, or Apicurio's http://HOST:PORT/apis/ccompat/v7): produce "
+        "registers the Order schema and writes Confluent framing; consumers read each "
+        "record with its writer schema. Client properties, credentials among them: -X "
+        "schema.registry.basic.auth.user.info=USER:PASSWORD (never printed)",
+    )
+    registry.add_argument(
+        "--schema-subject",
+        metavar="SUBJECT",
+        default=default(os.environ.get("ORDERS_TUI_SCHEMA_SUBJECT", "")),
+        help="subject the Order schema is registered under (env ORDERS_TUI_SCHEMA_SUBJECT; "
+        "default <topic>-value, the TopicNameStrategy)",
+    )
     group.add_argument(
         "-v",
         "--verbose",
@@ -162,8 +180,8 @@ def _add_produce(sub: argparse._SubParsersAction) -> None:
         "--format",
         dest="wire_format",
         choices=[f.value for f in WireFormat],
-        default=WireFormat.SCHEMALESS.value,
-        help="wire format (default schemaless; container is the original demo's)",
+        help="wire format (default schemaless, or confluent with --schema-registry; container "
+        "is the original demo's)",
     )
     _add_schema_id_flag(p, written=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -177,10 +195,22 @@ def _run_produce(args: argparse.Namespace, settings: KafkaSettings) -> int:
     from orders_tui.kafka.producer import OrderProducer
     from orders_tui.kafka.topics import ensure_topics
 
+    wire_format, schema_id = WireFormat(args.wire_format or WireFormat.SCHEMALESS), args.schema_id
+    if settings.registry is not None:
+        if args.wire_format not in (None, WireFormat.CONFLUENT):
+            raise UserError(
+                f"--format {args.wire_format} and --schema-registry: with a registry, orders "
+                "are written in Confluent framing (--format confluent)"
+            )
+        from orders_tui.kafka.registry import Registry
+
+        registered = Registry(settings.registry).register_order_schema(settings.topic)
+        wire_format, schema_id = WireFormat.CONFLUENT, registered.schema_id
+        if not args.json:
+            _say(f"schema id {schema_id}: {registered.subject} v{registered.version} at "
+                 f"{settings.registry.shown_url}")  # fmt: skip
     ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
-    producer = OrderProducer(
-        settings, WireFormat(args.wire_format), seed=args.seed, schema_id=args.schema_id
-    )
+    producer = OrderProducer(settings, wire_format, seed=args.seed, schema_id=schema_id)
     show_progress = not args.json and sys.stderr.isatty() and args.count > 0
     if show_progress:
         result = _produce_with_progress_bar(producer, args)
@@ -618,6 +648,12 @@ def _run_serve(args: argparse.Namespace, settings: KafkaSettings) -> int:
     return 0
 
 
+def _add_schema(sub: argparse._SubParsersAction) -> None:
+    from orders_tui.schema_commands import add_schema
+
+    add_schema(sub, _add_connection_flags)
+
+
 def _add_dlq(sub: argparse._SubParsersAction) -> None:
     from orders_tui import dlq_commands
     from orders_tui.kafka.config import DEFAULT_GROUP
@@ -714,6 +750,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_produce,
     _add_consume,
     _add_watch,
+    _add_schema,
     _add_serve,
     _add_dlq,
 ]
@@ -754,6 +791,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.dlq_topic,
             args.properties_files,
             args.properties,
+            args.schema_registry,
+            args.schema_subject,
         )
         return run(args, settings)
     except UserError as exc:

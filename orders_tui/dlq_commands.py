@@ -9,12 +9,11 @@ import threading
 import time
 
 from orders_tui import json_output
-from orders_tui.domain.codec import Decoder
 from orders_tui.domain.dlq_filter import Filter, FilterError, parse_filter
 from orders_tui.domain.order import Order
 from orders_tui.domain.triage import Triage
 from orders_tui.errors import UserError
-from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.config import KafkaSettings, make_decoder
 from orders_tui.kafka.dlq import DlqEntry, ScanProgress, dlq_reader, scan_dlq
 from orders_tui.visible import visible
 
@@ -67,7 +66,7 @@ def run_list(args: argparse.Namespace, settings: KafkaSettings) -> int:
     """`orders-tui dlq`: entries the filter picks, one a line or as JSON."""
     picked = where(args)
     _require_topic(settings)
-    decoder = Decoder([args.schema_id])
+    decoder = make_decoder(args.schema_id, settings.registry)
     consumer = dlq_reader(settings)
     progress = ScanProgress()
     shown = 0
@@ -118,8 +117,9 @@ def run_triage(args: argparse.Namespace, settings: KafkaSettings) -> int:
     progress = ScanProgress()
     bar = _Progress(progress, "reading the DLQ")
     triage = Triage()
+    decoder = make_decoder(args.schema_id, settings.registry)
     try:
-        for entry in scan_dlq(consumer, settings.dlq_topic, decoder=Decoder([args.schema_id]),
+        for entry in scan_dlq(consumer, settings.dlq_topic, decoder=decoder,
                               progress=progress, cancel=_cancel_on_signals()):  # fmt: skip
             if picked(entry):
                 triage.add(entry.failure, entry.timestamp_ms)
@@ -180,7 +180,7 @@ def run_replay(args: argparse.Namespace, settings: KafkaSettings) -> int:
     name = args.name or redrive_name(settings.dlq_topic, args.where or "")
     progress = ScanProgress()
     redrive = Redrive(settings, picked, name, args.max_replays, rate=args.rate,
-                      dry_run=args.dry_run, decoder=Decoder([args.schema_id]),
+                      dry_run=args.dry_run, decoder=make_decoder(args.schema_id, settings.registry),
                       progress=progress, cancel=_cancel_on_signals())  # fmt: skip
     summary = redrive.run()
     if args.json:

@@ -28,3 +28,9 @@ class KafkaRefused(UserError):
     record it will not take): the run stops with nothing committed past it."""
 
     exit_code = 1
+
+
+class RegistryFailed(UserError):
+    """The schema registry refused a schema, or could not be reached."""
+
+    exit_code = 1

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from textual_serve.server import Server
 
-from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.config import REGISTRY_PREFIX, KafkaSettings
 
 TOKEN_COOKIE = "orders_tui_token"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -36,9 +36,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def write_properties(settings: KafkaSettings) -> str:
     """The client properties in a file of this user's alone (0600); its path."""
+    properties = dict(settings.properties)
+    if settings.registry is not None:  # its URL may hold user:password@ too
+        properties[f"{REGISTRY_PREFIX}url"] = settings.registry.url
+        properties.update(
+            (REGISTRY_PREFIX + key, value) for key, value in settings.registry.properties.items()
+        )
     descriptor, path = tempfile.mkstemp(prefix="orders-tui-serve-", suffix=".properties")
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.writelines(f"{key}={value}\n" for key, value in settings.properties.items())
+        out.writelines(f"{key}={value}\n" for key, value in properties.items())
     return path
 
 
@@ -48,6 +54,8 @@ def session_command(settings: KafkaSettings, watch_flags: list[str], properties_
     argv = [sys.executable, "-m", "orders_tui", "watch", "-b", settings.bootstrap_servers,
             "--topic", settings.topic, "--dlq-topic", settings.dlq_topic, *watch_flags,
             "-F", properties_file, *([] if allow_actions else ["--read-only"])]  # fmt: skip
+    if settings.registry is not None and settings.registry.subject:
+        argv += ["--schema-subject", settings.registry.subject]
     return shlex.join(argv)
 
 

@@ -1,4 +1,5 @@
 import io
+import json
 import struct
 
 import fastavro
@@ -9,11 +10,14 @@ from orders_tui.domain.codec import (
     DecodeError,
     Decoder,
     WireFormat,
+    WriterSchema,
+    WriterSchemaUnavailable,
     decode,
     detect_format,
     encode,
 )
 from orders_tui.domain.order import MAX_PRICE, MIN_PRICE, Order, OrderFactory
+from orders_tui.domain.schema import order_schema
 
 ORDER = Order("0d5f3c8e-8a4e-4c1e-9a37-5b7f0e2a9c11", "Teal Lamp", 123.45)
 
@@ -233,19 +237,67 @@ def test_the_schema_ids_read_as_our_own_are_the_configured_ones():
     assert DEFAULT_SCHEMA_ID == 1 and decode(encode(ORDER, WireFormat.CONFLUENT)) == ORDER
 
 
+class Registered:
+    """Writer schemas by id, as a registry holds them; ids in `down` cannot be fetched."""
+
+    name = "the test's registry"
+
+    def __init__(self, schemas: dict[int, dict], down: bool = False) -> None:
+        self.schemas, self.down, self.asked = schemas, down, []
+
+    def writer_schema(self, schema_id: int) -> WriterSchema | None:
+        self.asked.append(schema_id)
+        if self.down:
+            raise WriterSchemaUnavailable("connection refused")
+        schema = self.schemas.get(schema_id)
+        return WriterSchema(schema, "orders-value", schema_id) if schema else None
+
+
 def test_a_looked_up_writer_schema_is_resolved_against_ours():
-    """Where a registry slots in: a lookup gives an id's writer schema."""
-    schemas = {2: V2, 3: SWAPPED, 4: REFUND}
-    decoder = Decoder([1], lookup=schemas.get)
+    """Where a registry slots in: a source gives an id's writer schema."""
+    decoder = Decoder([1], Registered({2: V2, 3: SWAPPED, 4: REFUND}))
     assert decoder(_confluent(2, _schemaless(V2, {**RECORD, "currency": "USD"}))) == Order(
         "id-1", "Teal Lamp", 12.5
     )
     assert decoder(_confluent(3, _schemaless(SWAPPED, RECORD))) == Order("id-1", "Teal Lamp", 12.5)
     refund = {**RECORD, "price": 12, "reason": "broken"}
-    with pytest.raises(DecodeError, match=r"written as record 'billing\.Refund'"):
+    with pytest.raises(
+        DecodeError,
+        match=r"schema id 4, subject orders-value v4\): written as record 'billing\.Refund'",
+    ):
         decoder(_confluent(4, _schemaless(REFUND, refund)))
-    with pytest.raises(DecodeError, match="schema id 5"):
+    with pytest.raises(DecodeError, match="schema id 5, which the test's registry does not know"):
         decoder(_confluent(5, _schemaless(V2, {**RECORD, "currency": "USD"})))
+    assert decoder.seen == {2: 1, 3: 1}  # what was read, not what was refused
+    assert decoder.seen_labels() == {
+        "schema id 2, subject orders-value v2": 1,
+        "schema id 3, subject orders-value v3": 1,
+    }
+
+
+def test_an_id_whose_writer_schema_is_ours_is_fetched_once_then_read_as_ours():
+    ours = json.loads(json.dumps(order_schema()))
+    ours["doc"] = "the same schema, with other docs: the same canonical form"
+    registry = Registered({9: ours})
+    decoder = Decoder([1], registry)
+    for _ in range(3):
+        assert decoder(encode(ORDER, WireFormat.CONFLUENT, schema_id=9)) == ORDER
+    assert registry.asked == [9] and 9 in decoder.schema_ids
+    assert decoder.writer_of(encode(ORDER, WireFormat.CONFLUENT, schema_id=9)) == (
+        9, WriterSchema(ours, "orders-value", 9)
+    )  # fmt: skip
+    assert decoder.writer_of(encode(ORDER)) is None  # schemaless: no id
+
+
+def test_a_registry_that_cannot_answer_is_not_a_decode_error_and_is_asked_again():
+    registry = Registered({2: V2}, down=True)
+    decoder = Decoder([1], registry)
+    data = _confluent(2, _schemaless(V2, {**RECORD, "currency": "USD"}))
+    with pytest.raises(WriterSchemaUnavailable):
+        decoder(data)
+    registry.down = False
+    assert decoder(data) == Order("id-1", "Teal Lamp", 12.5)
+    assert registry.asked == [2, 2]
 
 
 def test_a_container_of_another_record_type_is_refused_naming_it():

@@ -22,11 +22,13 @@ from __future__ import annotations
 import enum
 import io
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple, Protocol
 
 import fastavro
 from fastavro.read import SchemaResolutionError
-from fastavro.schema import parse_schema
+from fastavro.schema import parse_schema, to_parsing_canonical_form
 
 from orders_tui.domain.order import Order
 from orders_tui.domain.schema import order_schema
@@ -211,25 +213,52 @@ def detect_format(data: bytes) -> WireFormat:
     return WireFormat.SCHEMALESS
 
 
-WriterSchemaLookup = Callable[[int], "dict | None"]
-"""A schema id's writer schema (as JSON), or None when there is no such id."""
+class WriterSchema(NamedTuple):
+    """A writer schema a schema id stands for, and where it is registered."""
+
+    schema: dict
+    subject: str | None = None
+    version: int | None = None
+
+    def describe(self, schema_id: int) -> str:
+        where = f", subject {self.subject} v{self.version}" if self.subject else ""
+        return f"schema id {schema_id}{where}"
+
+
+class WriterSchemaUnavailable(Exception):
+    """The schema id's writer schema could not be fetched now (the registry does not
+    answer): the record is neither an Order nor undecodable yet, it must wait."""
+
+
+class WriterSchemaSource(Protocol):
+    """Where writer schemas come from by id: a schema registry."""
+
+    name: str  # for messages: "the schema registry at http://..."
+
+    def writer_schema(self, schema_id: int) -> WriterSchema | None:
+        """The id's writer schema, None when there is no such id; raises
+        WriterSchemaUnavailable when it cannot tell now."""
+        ...
 
 
 class Decoder:
     """Decodes an order in any supported wire format, or raises DecodeError saying why.
 
     `schema_ids`: the Confluent schema ids whose writer schema is schemas/order.avsc.
-    `lookup`: where another id's writer schema comes from (a schema registry); without
-    one, another id is not read."""
+    `source`: where another id's writer schema comes from (a schema registry); without
+    one, another id is not read. An id whose writer schema is ours (same canonical form)
+    joins `schema_ids`, so it takes the fast path. `seen` counts the records read per
+    Confluent schema id."""
 
     def __init__(
         self,
         schema_ids: Iterable[int] = (DEFAULT_SCHEMA_ID,),
-        lookup: WriterSchemaLookup | None = None,
+        source: WriterSchemaSource | None = None,
     ) -> None:
-        self.schema_ids = frozenset(schema_ids)
-        self._lookup = lookup
-        self._writers: dict[int, dict] = {}
+        self.schema_ids = set(schema_ids)
+        self.source = source
+        self.seen: Counter[int] = Counter()
+        self._writers: dict[int, tuple[WriterSchema, dict]] = {}  # found, parsed
 
     def __call__(self, data: bytes | None) -> Order:
         if not data:
@@ -245,7 +274,7 @@ class Decoder:
             if wire_format is WireFormat.CONFLUENT:
                 return self._decode_confluent(data)
             return _decode_schemaless(data, 0, "schemaless Avro")
-        except DecodeError:
+        except (DecodeError, WriterSchemaUnavailable):
             raise
         except EOFError:
             raise DecodeError(
@@ -267,32 +296,77 @@ class Decoder:
             )
         _, schema_id = CONFLUENT_HEADER.unpack_from(data)
         if schema_id in self.schema_ids:
+            self.seen[schema_id] += 1
             return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
-        writer = self._writer_schema(schema_id)
-        if writer is None:
-            known = ", ".join(str(i) for i in sorted(self.schema_ids)) or "none"
-            raise DecodeError(
-                f"Confluent-framed record with schema id {schema_id}, whose writer schema "
-                f"is unknown: orders-tui reads schema id {known} as its Order schema "
-                "(--schema-id), and without a schema registry cannot read another id"
-            )
+        found = self._writer_schema(schema_id)
+        if found is None:
+            raise DecodeError(self._unknown(schema_id))
+        writer, parsed = found
+        if schema_id in self.schema_ids:  # ours, learned just now
+            self.seen[schema_id] += 1
+            return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
         buf = io.BytesIO(data)
         buf.seek(CONFLUENT_HEADER.size)
-        record = _read_resolved(writer, lambda: fastavro.schemaless_reader(buf, writer, _PARSED))
+        what = writer.describe(schema_id)
+        record = _read_resolved(parsed, lambda: fastavro.schemaless_reader(buf, parsed, _PARSED),
+                                what)  # fmt: skip
         if buf.tell() != len(data):
             raise DecodeError(
-                f"not an Order (schema id {schema_id}): {len(data) - buf.tell()} bytes "
-                "left over after the record"
+                f"not an Order ({what}): {len(data) - buf.tell()} bytes left over after the record"
             )
-        return _to_order(record)
+        order = _to_order(record)
+        self.seen[schema_id] += 1
+        return order
 
-    def _writer_schema(self, schema_id: int) -> dict | None:
+    def _unknown(self, schema_id: int) -> str:
+        if self.source is not None:
+            return (f"Confluent-framed record with schema id {schema_id}, which "
+                    f"{self.source.name} does not know")  # fmt: skip
+        known = ", ".join(str(i) for i in sorted(self.schema_ids)) or "none"
+        return (
+            f"Confluent-framed record with schema id {schema_id}, whose writer schema is "
+            f"unknown: orders-tui reads schema id {known} as its Order schema (--schema-id), "
+            "and without a schema registry (--schema-registry) cannot read another id"
+        )
+
+    def _writer_schema(self, schema_id: int) -> tuple[WriterSchema, dict] | None:
         if schema_id not in self._writers:
-            found = self._lookup(schema_id) if self._lookup is not None else None
+            found = self.source.writer_schema(schema_id) if self.source is not None else None
             if found is None:
                 return None
-            self._writers[schema_id] = parse_schema(found)
+            parsed = parse_schema(found.schema)
+            if _canonical(parsed) == _OUR_CANONICAL:
+                self.schema_ids.add(schema_id)
+            self._writers[schema_id] = (found, parsed)
         return self._writers[schema_id]
+
+    def writer_of(self, data: bytes | None) -> tuple[int, WriterSchema | None] | None:
+        """For a Confluent-framed value: its schema id, and the writer schema already
+        known for it (None when not looked up, or unknown). Never fetches."""
+        if (
+            not data
+            or len(data) < CONFLUENT_HEADER.size
+            or detect_format(data) is not (WireFormat.CONFLUENT)
+        ):
+            return None
+        _, schema_id = CONFLUENT_HEADER.unpack_from(data)
+        found = self._writers.get(schema_id)
+        return schema_id, found[0] if found else None
+
+    def seen_labels(self) -> dict[str, int]:
+        """Records read per schema id, labelled with the subject and version it has."""
+        labels = {}
+        for schema_id, count in sorted(self.seen.items()):
+            found = self._writers.get(schema_id)
+            labels[found[0].describe(schema_id) if found else f"schema id {schema_id}"] = count
+        return labels
+
+
+def _canonical(parsed: dict) -> str:
+    return to_parsing_canonical_form(parsed)
+
+
+_OUR_CANONICAL = _canonical(_PARSED)
 
 
 decode = Decoder()
@@ -332,23 +406,24 @@ _READER_NAME = _PARSED["name"]  # full name, orders_tui.Order
 _READER_NAMES = {_READER_NAME.rpartition(".")[2], *_PARSED.get("aliases", [])}
 
 
-def _read_resolved(writer: object, read: Callable[[], object]) -> object:
+def _read_resolved(writer: object, read: Callable[[], object], what: str = "") -> object:
     """`read()` with the writer schema resolved against ours; a schema that cannot be
-    resolved is a DecodeError naming the writer's type."""
+    resolved is a DecodeError naming the writer's type (and `what`: its schema id)."""
     name = writer.get("name", "") if isinstance(writer, dict) else ""
+    of = f" ({what})" if what else ""
     if not isinstance(writer, dict) or writer.get("type") != "record":
         kind = writer.get("type") if isinstance(writer, dict) else writer
-        raise DecodeError(f"not an Order: its writer schema is {_short(kind)}, not a record")
+        raise DecodeError(f"not an Order{of}: its writer schema is {_short(kind)}, not a record")
     if name.rpartition(".")[2] not in _READER_NAMES and name not in _READER_NAMES:
         raise DecodeError(
-            f"not an Order: written as record {name!r}, which is not {_READER_NAME} "
+            f"not an Order{of}: written as record {name!r}, which is not {_READER_NAME} "
             "or an alias of it"
         )
     try:
         return read()
     except SchemaResolutionError as exc:
         raise DecodeError(
-            f"not an Order: its writer schema {name} cannot be read as {_READER_NAME} "
+            f"not an Order{of}: its writer schema {name} cannot be read as {_READER_NAME} "
             f"({_short(exc)})"
         ) from None
 

@@ -51,6 +51,8 @@ class PipelineStats:
     connection_losses: int = 0
     seconds_disconnected: float = 0.0
     commit_failures: int = 0
+    registry_outages: int = 0
+    schemas_seen: dict[str, int] = field(default_factory=dict)  # label -> records read
 
     def add_processed(self, price: float, recovered: bool, now: float) -> None:
         self.processed += 1
@@ -103,4 +105,6 @@ class PipelineStats:
             "connection_losses": self.connection_losses,
             "seconds_disconnected": round(self.seconds_disconnected, 1),
             "commit_failures": self.commit_failures,
+            "registry_outages": self.registry_outages,
+            "schemas_seen": dict(self.schemas_seen),
         }

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka import Consumer, KafkaException
 
+from orders_tui.domain.codec import Decoder
 from orders_tui.errors import UserError
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -77,11 +79,60 @@ def parse_property(text: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    """Where the schema registry is (--schema-registry) and how to talk to it."""
+
+    url: str
+    properties: dict[str, str] = field(default_factory=dict)  # -X schema.registry.<key>
+    subject: str = ""  # "" is TopicNameStrategy: <topic>-value
+
+    def subject_for(self, topic: str) -> str:
+        return self.subject or f"{topic}-value"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL without any user:password@ in it."""
+        parts = urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=host))
+
+    def redact(self, text: str) -> str:
+        text = _USERINFO.sub("//", text.replace(self.url, self.shown_url))
+        for value in self.properties.values():
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+                text = text.replace(value.partition(":")[2] or value, "***")
+        return text
+
+    def client_config(self, timeout: float | None = None) -> dict[str, object]:
+        config: dict[str, object] = {"url": self.url, **self.properties}
+        if timeout is not None:
+            config.setdefault("timeout", timeout)
+            config.setdefault("max.retries", 0)
+        return config
+
+
+REGISTRY_PREFIX = "schema.registry."  # -X properties for the registry's client
+_USERINFO = re.compile(r"//[^/@]*@")
+
+
+def make_decoder(schema_id: int, registry: RegistrySettings | None) -> Decoder:
+    """The decoder a command reads orders with: `schema_id` is our own schema's; with a
+    registry, any other id's writer schema is fetched from it (cached)."""
+    if registry is None:
+        return Decoder((schema_id,))
+    from orders_tui.kafka.registry import LOOKUP_TIMEOUT, Registry  # 0.2 s to import
+
+    return Decoder((schema_id,), Registry(registry, timeout=LOOKUP_TIMEOUT))
+
+
+@dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     topic: str = DEFAULT_TOPIC
     dlq_topic: str = DEFAULT_DLQ_TOPIC
     properties: dict[str, str] = field(default_factory=dict)  # -F first, then -X
+    registry: RegistrySettings | None = None  # --schema-registry
 
     @classmethod
     def from_flags(
@@ -91,11 +142,33 @@ class KafkaSettings:
         dlq_topic: str,
         properties_files: Iterable[str] = (),
         properties: Iterable[str] = (),
+        schema_registry: str = "",
+        schema_subject: str = "",
     ) -> KafkaSettings:
         merged: dict[str, str] = {}
         for path in properties_files:
             merged.update(read_properties_file(path))
         merged.update(parse_property(p) for p in properties)
+        registry_properties = {
+            name.removeprefix(REGISTRY_PREFIX): merged.pop(name)
+            for name in list(merged)
+            if name.startswith(REGISTRY_PREFIX)
+        }
+        registry_url = schema_registry or registry_properties.pop("url", "")
+        registry_properties.pop("url", None)  # --schema-registry wins
+        registry = None
+        if registry_url:
+            if not registry_url.startswith(("http://", "https://")):
+                raise UserError(
+                    f"--schema-registry must be an http:// or https:// URL, got "
+                    f"{_USERINFO.sub('//', registry_url)!r}"
+                )
+            registry = RegistrySettings(registry_url, registry_properties, schema_subject)
+        elif registry_properties or schema_subject:
+            raise UserError(
+                "schema registry settings given (-X schema.registry.*, --schema-subject) but "
+                "no registry: add --schema-registry URL (or SCHEMA_REGISTRY_URL)"
+            )
         # -X bootstrap.servers wins over -b, as every property wins over our defaults:
         # messages name the address actually used.
         bootstrap_servers = merged.pop("bootstrap.servers", bootstrap_servers).strip()
@@ -108,7 +181,7 @@ class KafkaSettings:
             raise UserError("--topic and --dlq-topic cannot be empty")
         if topic == dlq_topic:
             raise UserError(f"--topic and --dlq-topic are both {topic!r}: they must differ")
-        return cls(bootstrap_servers, topic, dlq_topic, merged)
+        return cls(bootstrap_servers, topic, dlq_topic, merged, registry)
 
     def effective(self, name: str) -> str:
         """A librdkafka property as set by -F or -X, or ""."""
@@ -121,7 +194,7 @@ class KafkaSettings:
         for name, value in self.properties.items():
             if is_sensitive(name) and len(value) >= 4:
                 text = text.replace(value, "***")
-        return text
+        return self.registry.redact(text) if self.registry is not None else text
 
     def client_config(self, **defaults: object) -> dict[str, object]:
         """Our defaults for a client, then the user's properties, which win."""

@@ -34,7 +34,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, DecodeError, Decoder
+from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, DecodeError, WriterSchemaUnavailable
 from orders_tui.domain.member_status import RUNNING, STOPPED, MemberStatus
 from orders_tui.domain.offsets import PartitionOffsets
 from orders_tui.domain.order import Order
@@ -44,7 +44,7 @@ from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import KafkaRefused, UserError
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.clients import KafkaClients
-from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client
+from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client, make_decoder
 from orders_tui.kafka.delivery import (
     COMMIT_EVERY,
     AtLeastOnce,
@@ -62,6 +62,7 @@ from orders_tui.kafka.events import (
     Notice,
     OrderSeen,
     OrderState,
+    RegistryStatus,
     RetryEnd,
     RetryFinished,
     RetryScheduled,
@@ -102,6 +103,8 @@ FOLLOWED_MAX = 10_000
 # A transactional call that has not returned after this long is given up on (see delivery).
 STUCK_AFTER = 5.0
 SHUTDOWN_SECONDS = 4.0  # a stop finishes within this, broker or not (`q`: see Engine)
+# A record waiting for the schema registry is read again after this long.
+REGISTRY_RETRY_SECONDS = 1.0
 REPORT_EVERY = 5.0  # seconds between two reports of the same kind (outage, commit failure)
 DRAIN_CHECK_EVERY = 1.0
 # --idle-exit: how long to wait for partitions held by members that may be dead (their
@@ -214,7 +217,9 @@ class Pipeline:
         self.settings = settings
         self.clients = clients or KafkaClients()
         self.config = config or EngineConfig()
-        self._decode = Decoder((self.config.schema_id,))
+        self._decode = make_decoder(self.config.schema_id, settings.registry)
+        self._registry_down_since: float | None = None
+        self._registry_blocked: set[int] = set()  # source partitions waiting for it
         self.events = events
         self.on_finished = on_finished
         self.on_report = on_report
@@ -411,7 +416,7 @@ class Pipeline:
                 continue
             if time.monotonic() - self._last_checkpoint >= COMMIT_EVERY:
                 self._checkpoint(POLL_TIMEOUT)
-            if self._publisher is not None and time.monotonic() - self._last_status >= STATUS_EVERY:
+            if time.monotonic() - self._last_status >= STATUS_EVERY:
                 self._publish_status(RUNNING)
             if idle_exit is not None and self._idle_for() >= idle_exit:
                 if self._drained_enough():
@@ -438,6 +443,7 @@ class Pipeline:
         first_try_prices: list[float] = []
         retried: list[Message] = []
         consumed = 0
+        registry_blocked = self._registry_blocked
         show_from = self._rows_from(len(messages))
         for index, msg in enumerate(messages):
             if msg.error() is not None:
@@ -450,13 +456,20 @@ class Pipeline:
             tracker = trackers.get(partition)
             if tracker is None:  # revoked while the batch was in hand: the next owner has it
                 continue
-            consumed += 1
+            if registry_blocked and partition in registry_blocked:
+                continue  # behind a record waiting for the registry: read again after it
             try:
                 order = self._decode(msg.value())
             except DecodeError as exc:
+                consumed += 1
                 self._dead_letter(self._failed(msg, tracker), None, str(exc),
                                   ErrorType.DESERIALIZATION, 1)  # fmt: skip
                 continue
+            except WriterSchemaUnavailable as exc:
+                self._wait_for_registry(msg, exc)
+                registry_blocked = self._registry_blocked
+                continue
+            consumed += 1
             verdict = check(order, 1)
             if verdict is OK:
                 tracker.track_done(offset)
@@ -475,6 +488,10 @@ class Pipeline:
         if retried:
             self._handle_retries(retried)
         self._last_activity = time.monotonic()
+        if self._registry_down_since is not None and (
+            self._decode.source.last_answer > self._registry_down_since
+        ):
+            self._registry_answered()
 
     def _failed(self, msg: Message, tracker: PartitionOffsets) -> _Failed:
         return _Failed(tracker, msg.offset(), msg.value(), msg.key(), msg.headers() or [],
@@ -516,6 +533,10 @@ class Pipeline:
             except DecodeError as exc:
                 self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, attempt)
                 continue
+            except WriterSchemaUnavailable as exc:
+                self.stats.retry_attempts -= 1  # not an attempt: it waits for the registry
+                self._wait_for_registry(msg, exc)
+                continue
             verdict = rules.check(order, attempt)
             if verdict.outcome is Outcome.OK:
                 tracker.track_done(offset)
@@ -529,6 +550,36 @@ class Pipeline:
                                                   RetryEnd.RECOVERED))  # fmt: skip
             else:
                 self._after_failure(failed, order, attempt, verdict)
+
+    def _wait_for_registry(self, msg: Message, exc: WriterSchemaUnavailable) -> None:
+        """The record's writer schema cannot be fetched now: it is not undecodable, so it
+        waits, and its partition with it, from this record on (read again when due)."""
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        tp = TopicPartition(topic, partition, offset)
+        self._consumer.pause([tp])
+        self._consumer.seek(tp)
+        self._waiting[(topic, partition)] = (time.time() + REGISTRY_RETRY_SECONDS, offset)
+        if topic == self.settings.topic:
+            self._registry_blocked.add(partition)
+        if self._registry_down_since is None:
+            self._registry_down_since = time.monotonic()
+            self.stats.registry_outages += 1
+            self._registry_status(False, str(exc))
+        self._report("registry", f"{self._decode.source.name} does not answer ({exc}): "
+                     "records that need a schema from it wait, and are read again every "
+                     f"{REGISTRY_RETRY_SECONDS:g} s", error=True)  # fmt: skip
+
+    def _registry_answered(self) -> None:
+        down_for = time.monotonic() - self._registry_down_since
+        self._registry_down_since = None
+        self._last_report.pop("registry", None)
+        self._report("registry", f"{self._decode.source.name} answers again after "
+                     f"{down_for:.1f} s")  # fmt: skip
+        self._registry_status(True)
+
+    def _registry_status(self, reachable: bool, detail: str = "") -> None:
+        if self.events is not None:
+            self.events.put(RegistryStatus(reachable, detail))
 
     def _after_failure(self, failed: _Failed, order: Order, attempt: int,
                        verdict: Verdict) -> None:  # fmt: skip
@@ -753,7 +804,10 @@ class Pipeline:
             key = (tp.topic, tp.partition)
             tracker = self._trackers[tp.topic][tp.partition]
             if key in self._waiting:
+                # Not past an earlier record whose retry or DLQ write is not durable yet.
                 offset = self._waiting[key][1]
+                if tracker.has_pending:
+                    offset = min(offset, tracker.committable)
             elif tracker.has_pending or tp.offset < 0:
                 offset = tracker.committable
             else:
@@ -893,6 +947,8 @@ class Pipeline:
         for key, (due, _) in list(self._waiting.items()):
             if due <= now:
                 del self._waiting[key]
+                if key[0] == self.settings.topic:
+                    self._registry_blocked.discard(key[1])
                 self._consumer.resume([TopicPartition(*key)])
 
     # ---- rebalance callbacks: they run inside consume(), on this thread ----
@@ -1119,6 +1175,10 @@ class Pipeline:
 
     def _publish_status(self, state: str) -> None:
         self._last_status = time.monotonic()
+        if self._decode.seen:
+            self.stats.schemas_seen = self._decode.seen_labels()
+        if self._publisher is None:
+            return
         # The consumer may not say where it is (its broker away): the next second tries.
         with contextlib.suppress(KafkaException):
             self._publisher.publish(self._member_status(state))
@@ -1251,6 +1311,7 @@ class Pipeline:
             elif self._fatal is not None and self._delivery and self._delivery.exactly_once:
                 self._delivery.abort(POLL_TIMEOUT * 5)
         finally:
+            self.stats.schemas_seen = self._decode.seen_labels()
             if self._control is not None:
                 self._control.stop()
             if self._publisher is not None:

@@ -27,7 +27,7 @@ from functools import cached_property
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from orders_tui.domain.codec import DecodeError, Decoder, decode
+from orders_tui.domain.codec import DecodeError, Decoder, WriterSchemaUnavailable, decode
 from orders_tui.domain.failure import FAILURE_HEADER_PREFIXES, Failure, read_failure, text
 from orders_tui.domain.order import Order
 from orders_tui.errors import UserError
@@ -202,6 +202,18 @@ class DlqEntry:
             return (decoder or self.decoder)(self.value)
         except DecodeError as exc:
             return exc
+        except WriterSchemaUnavailable as exc:
+            return DecodeError(f"not decoded now: its writer schema cannot be fetched ({exc})")
+
+    def schema(self, decoder: Decoder | None = None) -> dict[str, object] | None:
+        """For a Confluent-framed value: its schema id, and the subject and version the
+        registry has it under (once decoded; None where unknown)."""
+        found = (decoder or self.decoder).writer_of(self.value)
+        if found is None:
+            return None
+        schema_id, writer = found
+        return {"id": schema_id, "subject": writer.subject if writer else None,
+                "version": writer.version if writer else None}  # fmt: skip
 
     def decoded_headers(self) -> list[tuple[str, str]]:
         return [(name, header_text(value)) for name, value in self.headers]
@@ -221,6 +233,7 @@ class DlqEntry:
             "headers": [{"name": name, "value": bytes_json(value)} for name, value in self.headers],
             "order": order.to_dict() if isinstance(order, Order) else None,
             "decode_error": str(order) if isinstance(order, DecodeError) else None,
+            "schema": self.schema(decoder),
         }
 
 

@@ -195,7 +195,11 @@ class EngineBase:
             except queue.Empty:
                 command = None
             if isinstance(command, Produce | SetStreaming) and producer is None:
-                producer = OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
+                try:
+                    producer = self._order_producer()
+                except UserError as exc:  # the registry refused the schema, or is away
+                    self.events.put(Notice(str(exc), error=True))
+                    continue
             match command:
                 case Produce(count):
                     producer.send(count)
@@ -232,6 +236,17 @@ class EngineBase:
         if producer is not None:
             producer.flush(1.0)
         replayer.flush(1.0)
+
+    def _order_producer(self) -> OrderProducer:
+        """Schemaless Avro; with a schema registry, Confluent framing with the id the
+        Order schema has there (registered when new)."""
+        if self.settings.registry is None:
+            return OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
+        from orders_tui.kafka.registry import Registry
+
+        registered = Registry(self.settings.registry).register_order_schema(self.settings.topic)
+        return OrderProducer(self.settings, WireFormat.CONFLUENT, seed=self.seed,
+                             schema_id=registered.schema_id)  # fmt: skip
 
     def _replay(self, replayer: Producer, entry: DlqEntry) -> None:
         topic, _, _ = entry.original

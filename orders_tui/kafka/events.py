@@ -73,6 +73,14 @@ class EngineStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistryStatus:
+    """Whether the schema registry answers; sent when it changes."""
+
+    reachable: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something a person should read: a DLQ write retried, a replay refused, ..."""
 
@@ -80,7 +88,7 @@ class Notice:
     error: bool = False
 
 
-Event = OrderSeen | RetryScheduled | RetryFinished | EngineStatus | Notice
+Event = OrderSeen | RetryScheduled | RetryFinished | EngineStatus | RegistryStatus | Notice
 
 
 class EventQueue:

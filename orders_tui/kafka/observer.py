@@ -13,10 +13,10 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, Producer, TopicPartition
 
-from orders_tui.domain.codec import DecodeError, Decoder
+from orders_tui.domain.codec import DecodeError, WriterSchemaUnavailable
 from orders_tui.domain.member_status import Fleet, StatusFormatError, decode_status
 from orders_tui.domain.stats import PipelineStats, RateMeter
-from orders_tui.kafka.config import KafkaSettings, plain_reader
+from orders_tui.kafka.config import KafkaSettings, make_decoder, plain_reader
 from orders_tui.kafka.consumer import RETRY_ROWS_PER_SECOND
 from orders_tui.kafka.dlq import header_text
 from orders_tui.kafka.engine import EngineBase, EngineOptions
@@ -36,7 +36,7 @@ class Observer(EngineBase):
         super().__init__(settings, options)
         self._fleet = Fleet(self.config.group)
         self._rate = RateMeter()
-        self._decode = Decoder((self.config.schema_id,))
+        self._decode = make_decoder(self.config.schema_id, settings.registry)
         self._rows = RowBudget(per_second=ORDER_ROWS_PER_SECOND)
         self._retry_rows = RowBudget(per_second=RETRY_ROWS_PER_SECOND)
         self._command: Command | None = None  # the group's latest, seen or sent
@@ -89,7 +89,7 @@ class Observer(EngineBase):
             return None
         try:
             order = self._decode(msg.value())
-        except DecodeError:
+        except (DecodeError, WriterSchemaUnavailable):  # a reader shows what it can
             return OrderSeen(msg.partition(), msg.offset(), header_text(msg.key() or b""),
                              "", None, OrderState.PRODUCED)  # fmt: skip
         return OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,

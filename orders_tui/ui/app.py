@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.widgets import Footer, Static
 
-from orders_tui.domain.codec import Decoder
+from orders_tui.kafka.config import make_decoder
 from orders_tui.kafka.engine import DlqEntrySeen, coalesce
 from orders_tui.kafka.engine_api import EngineApi
 from orders_tui.kafka.events import (
@@ -70,7 +70,7 @@ class OrdersApp(App[None]):
         self.read_only = read_only
         self.clock = clock
         self.start_engine = start_engine
-        self.decode = Decoder((engine.config.schema_id,))
+        self.decode = make_decoder(engine.config.schema_id, engine.settings.registry)
         self.workbench: Workbench | None = None
         # Kept as attributes: query_one() searches the active screen, which is a modal
         # while a DLQ entry or the help is open.

@@ -52,6 +52,10 @@ def entry_details(entry: DlqEntry, decode: Decoder = default_decoder) -> Table:
         grid.add_row(literal(name), shown)
     grid.add_row("", "")
     order = entry.decoded(decode)
+    schema = entry.schema(decode)
+    if schema is not None:
+        where = f"  {schema['subject']} v{schema['version']}" if schema["subject"] else ""
+        grid.add_row("schema", literal(f"id {schema['id']}{where}"))
     if isinstance(order, Order):
         grid.add_row(Text("order", style="bold underline"), "")
         grid.add_row("orderId", literal(order.orderId))
