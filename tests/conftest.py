@@ -4,10 +4,12 @@ ORDERS_TUI_TEST_BOOTSTRAP), and each test gets topics of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +118,60 @@ def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+REGISTRY_LOCAL = ROOT / "scripts" / "registry-local"
+
+
+class OwnRegistry:
+    """Apicurio Registry on a free port, run by scripts/registry-local. Its storage is in
+    memory: a stop saves what it holds (its export) and the next start loads it, ids and
+    all, as a registry with durable storage comes back."""
+
+    def __init__(self, folder: Path) -> None:
+        port = _free_port_pair()
+        self.root = f"http://127.0.0.1:{port}"
+        self.url = f"{self.root}/apis/ccompat/v7"
+        self._saved = folder / "export.zip"
+        self._flags = ["--port", str(port), "--dir", str(folder)]
+
+    def _run(self, action: str, **env: str) -> None:
+        done = subprocess.run([str(REGISTRY_LOCAL), action, *self._flags], capture_output=True,
+                              text=True, timeout=600, env={**os.environ, **env})  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(f"registry-local {action} failed:\n{done.stderr}", pytrace=False)
+
+    def start(self) -> None:
+        saved = f"-Dregistry.import.url=file://{self._saved}" if self._saved.exists() else ""
+        self._run("start", REGISTRY_JAVA_OPTS=saved)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):  # not answering: nothing to save
+            export = urllib.request.urlopen(f"{self.root}/apis/registry/v2/admin/export",
+                                            timeout=10).read()  # fmt: skip
+            self._saved.write_bytes(export)
+        self._run("stop")
+
+
+def _registry(folder: Path) -> OwnRegistry:
+    if subprocess.run(["sh", "-c", "command -v java"], capture_output=True).returncode != 0:
+        pytest.skip("no Java: the schema registry tests run Apicurio Registry with Java 17+")
+    return OwnRegistry(folder)
+
+
+@pytest.fixture(scope="session")
+def registry_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A schema registry for the session (each test's topics give it subjects of its own)."""
+    registry = _registry(tmp_path_factory.mktemp("registry"))
+    registry.start()
+    yield registry.url
+    registry.stop()
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[OwnRegistry]:
+    """A started registry of the test's own, for a test that stops and restarts it."""
+    registry = _registry(tmp_path / "registry")
+    registry.start()
+    yield registry
+    registry.stop()

@@ -340,6 +340,12 @@ class Decoder:
             self._writers[schema_id] = (found, parsed)
         return self._writers[schema_id]
 
+    def sharing_schemas(self) -> Decoder:
+        """A decoder with this one's ids and fetched schemas, counting `seen` its own."""
+        twin = Decoder((), self.source)
+        twin.schema_ids, twin._writers = self.schema_ids, self._writers
+        return twin
+
     def writer_of(self, data: bytes | None) -> tuple[int, WriterSchema | None] | None:
         """For a Confluent-framed value: its schema id, and the writer schema already
         known for it (None when not looked up, or unknown). Never fetches."""

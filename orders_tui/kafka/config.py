@@ -117,13 +117,14 @@ _USERINFO = re.compile(r"//[^/@]*@")
 
 
 def make_decoder(schema_id: int, registry: RegistrySettings | None) -> Decoder:
-    """The decoder a command reads orders with: `schema_id` is our own schema's; with a
-    registry, any other id's writer schema is fetched from it (cached)."""
+    """The decoder a command reads orders with. Without a registry, `schema_id` is the
+    one Confluent id read, as our own schema's; with one, every id's writer schema is
+    fetched from it (once), `schema_id` meaning nothing there."""
     if registry is None:
         return Decoder((schema_id,))
     from orders_tui.kafka.registry import LOOKUP_TIMEOUT, Registry  # 0.2 s to import
 
-    return Decoder((schema_id,), Registry(registry, timeout=LOOKUP_TIMEOUT))
+    return Decoder((), Registry(registry, timeout=LOOKUP_TIMEOUT))
 
 
 @dataclass(frozen=True)

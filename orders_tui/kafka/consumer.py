@@ -124,6 +124,7 @@ class Finished:
     attempts: int
     price: float | None
     error_type: str = ""
+    product: str | None = None  # None when the value did not decode
 
 
 class _Letter(NamedTuple):
@@ -218,6 +219,7 @@ class Pipeline:
         self.clients = clients or KafkaClients()
         self.config = config or EngineConfig()
         self._decode = make_decoder(self.config.schema_id, settings.registry)
+        self._decode_retry = self._decode.sharing_schemas()  # `seen` counts source records
         self._registry_down_since: float | None = None
         self._registry_blocked: set[int] = set()  # source partitions waiting for it
         self.events = events
@@ -529,7 +531,7 @@ class Pipeline:
                              state.first_failure_ms)  # fmt: skip
             attempt = state.attempts + 1
             try:
-                order = self._decode(msg.value())
+                order = self._decode_retry(msg.value())
             except DecodeError as exc:
                 self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, attempt)
                 continue
@@ -685,7 +687,8 @@ class Pipeline:
         if self.on_finished is not None:  # only an outcome log needs these records
             self._finished.append(
                 Finished(partition, offset, order.orderId if order else header_text(key),
-                         outcome, attempts, order.price if order else None, error_type)
+                         outcome, attempts, order.price if order else None, error_type,
+                         order.product if order else None)
             )  # fmt: skip
 
     # ---- checkpoints: making writes durable and committing offsets ----
