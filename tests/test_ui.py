@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import pytest
 
+from orders_tui.kafka.config import RegistrySettings
+from orders_tui.kafka.events import RegistryStatus
 from orders_tui.ui.panes.dlq import DlqPane
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen
 from tests.ui_helpers import screen_text
@@ -184,3 +187,26 @@ async def test_a_notice_quoting_others_is_shown_literally():
         (shown,) = list(app._notifications)
     assert shown.markup is False
     assert shown.message == "paused by a fleet command from [bold red]x[/]\\x1b[2J (#3)"
+
+
+async def test_the_header_says_when_the_schema_registry_is_away_and_the_pane_what_it_read():
+    app = sample_app()
+    app.engine.settings = replace(app.engine.settings,
+                                  registry=RegistrySettings("http://registry:8081"))  # fmt: skip
+    app.engine.stats.schemas_seen = {
+        "schema id 7, subject orders-value v1": 1200,
+        "schema id 9, subject \x1b[31morders-value v2": 34,
+    }
+    async with app.run_test(size=(160, 60)) as pilot:
+        await _load(pilot)
+        assert "registry ● ok" in screen_text(app)
+        app.apply_events([RegistryStatus(False, "Connection refused")])
+        await pilot.pause(0.3)
+        away = screen_text(app)
+        app.apply_events([RegistryStatus(True)])
+        await pilot.pause(0.3)
+        back = screen_text(app)
+    assert "registry ● unreachable: records wait" in away and "registry ● ok" not in away
+    assert "registry ● ok" in back
+    assert "schema id 7, subject orders-value v1  1,200" in back
+    assert "schema id 9, subject \\x1b[31morders-value v2  34" in back  # escapes shown

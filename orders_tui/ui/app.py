@@ -21,6 +21,7 @@ from orders_tui.kafka.events import (
     Event,
     Notice,
     OrderSeen,
+    RegistryStatus,
     RetryFinished,
     RetryScheduled,
 )
@@ -84,6 +85,7 @@ class OrdersApp(App[None]):
         self._stream_shown = (False, False)  # (streaming, waiting) as the header says
         self.status_detail = ""
         self.connected: bool | None = None  # None until the engine first reports
+        self.registry_detail: str | None = None  # why the schema registry is away, if it is
 
     def compose(self) -> ComposeResult:
         yield self.status
@@ -121,6 +123,9 @@ class OrdersApp(App[None]):
                 if event.connected != self.connected or event.detail:
                     self.connected, self.status_detail = event.connected, event.detail
                     status_changed = True
+            elif isinstance(event, RegistryStatus):
+                self.registry_detail = None if event.reachable else event.detail
+                status_changed = True
             elif isinstance(event, Notice):
                 notify_literally(self, event.text,
                                  severity="error" if event.error else "information")  # fmt: skip
@@ -162,6 +167,10 @@ class OrdersApp(App[None]):
             line.append("   stream waiting for Kafka", style="bold yellow")
         elif engine.streaming:
             line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
+        if settings.registry is not None and self.registry_detail is not None:
+            line.append("   registry ● unreachable: records wait", style="bold red")
+        elif settings.registry is not None:
+            line.append("   registry ● ok", style="green")
         if self.read_only:
             line.append("   read-only", style="bold black on cyan")
         line.append("   group ")

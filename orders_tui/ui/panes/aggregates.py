@@ -52,6 +52,7 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         self.spark = Sparkline([0] * SPARK_SECONDS, id="rate-spark")
         self.spark_label = Static("orders/s, last 60 s", id="spark-label")
         self.lag_bars = Figures(id="lag-bars")
+        self.schemas = Figures(id="schemas")
         self._partitions_shown = -1
         self._members_shown = -1
         self._shown: tuple = ()
@@ -63,6 +64,7 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         yield self.spark_label
         yield self.spark
         yield self.lag_bars
+        yield self.schemas
 
     @staticmethod
     def _grid(rows: list[tuple[str, str, str, str]], wide: bool) -> Text:
@@ -120,7 +122,7 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         # an idle screen costs next to nothing.
         shown = (summary["consumed"], summary["processed"], summary["dead_lettered"],
                  summary["retry_attempts"], summary["total_price"], tuple(lag.items()),
-                 int(now), self.size.width)  # fmt: skip
+                 int(now), self.size.width, tuple(stats.schemas_seen.items()))  # fmt: skip
         if shown == self._shown:
             return
         self._shown = shown
@@ -146,6 +148,9 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         self.lag.set(lag_line(lag))
         self.lag_bars.set(lag_bars(lag), layout=len(lag) != self._partitions_shown)
         self._partitions_shown = len(lag)
+        if stats.schemas_seen:  # only with Confluent framing: a registry, --format confluent
+            self.schemas.display = True
+            self.schemas.set(schema_lines(stats.schemas_seen), layout=True)
 
     def show_fleet(self, fleet: Fleet, now: float) -> None:
         rows = fleet.rows(now)
@@ -188,6 +193,20 @@ def lag_bars(lag: dict[int, int]) -> Text:
         text.append(f"\n{f'p{partition}':<{width}} ")
         text.append(bar.ljust(BAR_CELLS), style="yellow" if behind else "")
         text.append(f" {behind:,}")
+    return text
+
+
+def schema_lines(seen: dict[str, int]) -> Text:
+    """The Confluent schema ids the source's records were written with, and how many:
+    which producers' versions are out there."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not seen:
+        return text
+    text.append("schemas seen", style="bold")
+    for label, count in seen.items():
+        text.append("\n")
+        text.append_text(literal(label))
+        text.append(f"  {count:,}")
     return text
 
 
