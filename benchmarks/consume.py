@@ -14,12 +14,16 @@ above 1000.0, so a third go to the DLQ), then measures over the same backlog:
   waiting is not), retry and DLQ writes committed in transactions with the offsets (the
   default), or acknowledged then offsets stored (`--at-least-once`).
 
+With --schema-registry URL, the same orders in Confluent framing are read twice more by
+the pipeline: with the schema id known (--schema-id, no registry), and through the
+registry (the id's schema fetched once, then cached). Target: registry >= 0.9 of known.
+
 Each is timed the same way: from the moment it asks for its first record (the bare loop's
 subscribe, the pipeline's start: both join a group) to its last order done. Target:
 pipeline >= 0.6 of bare. The pipeline also runs with rules that fail
 nothing, which shows what the DLQ writes cost.
 
-    python benchmarks/consume.py [-b HOST:PORT] [-n 200000] [--rounds 3]
+    python benchmarks/consume.py [-b HOST:PORT] [-n 200000] [--rounds 3] [--schema-registry URL]
 """
 
 from __future__ import annotations
@@ -29,21 +33,25 @@ import statistics
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import fastavro
 from _common import fresh_topics, parse_args, report
 from confluent_kafka import Consumer, Producer
 
-from orders_tui.domain.codec import _PARSED, decode
+from orders_tui.domain.codec import _PARSED, DEFAULT_SCHEMA_ID, WireFormat, decode
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules
-from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.config import KafkaSettings, RegistrySettings
 from orders_tui.kafka.consumer import CONSUMER_DEFAULTS, EngineConfig, Pipeline
 from orders_tui.kafka.delivery import WRITER_PRODUCER
 from orders_tui.kafka.producer import PRODUCER_DEFAULTS, OrderProducer
+from orders_tui.kafka.registry import Registry
 from orders_tui.kafka.topics import ensure_topics
 
 WATCH_EVERY = 0.01  # seconds
+LOCAL_SCHEMA = "pipeline, Confluent framing, id known"
+THROUGH_REGISTRY = "pipeline, Confluent framing, via the registry"
 NEVER = 1e12  # a price threshold no order reaches (thresholds must be finite)
 
 
@@ -101,7 +109,11 @@ def bare_loop(
 
 
 def pipeline_run(
-    settings: KafkaSettings, count: int, rules: FailureRules, exactly_once: bool = True
+    settings: KafkaSettings,
+    count: int,
+    rules: FailureRules,
+    exactly_once: bool = True,
+    schema_id: int = DEFAULT_SCHEMA_ID,
 ) -> float:
     """The pipeline on this thread, as `consume --headless` runs it; a watcher thread
     takes the times. It looks every 10 ms: waking up more often costs the pipeline GIL
@@ -112,6 +124,7 @@ def pipeline_run(
         rules=rules,
         backoff=Backoff(base=0),
         exactly_once=exactly_once,
+        schema_id=schema_id,
     )
     pipeline = Pipeline(settings, config)
     stats = pipeline.stats
@@ -130,8 +143,24 @@ def pipeline_run(
     return count / (times[0] - stats.started)  # started: before it subscribes
 
 
+def confluent_backlog(settings: KafkaSettings, count: int, registry_url: str, partitions: int):
+    """The same orders in Confluent framing, with the id the registry gave our schema: on
+    topics of their own, read once with that id known (--schema-id), once through the
+    registry (settings with it)."""
+    framed = fresh_topics(settings.bootstrap_servers, partitions, "bench-consume-registry")
+    framed = replace(framed, registry=RegistrySettings(registry_url))
+    schema_id = Registry(framed.registry).register_order_schema(framed.topic).schema_id
+    result = OrderProducer(framed, WireFormat.CONFLUENT, seed=1, schema_id=schema_id).produce(count)
+    assert result.delivered == count, result
+    return framed, schema_id
+
+
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], rounds=3)
+    args = parse_args(__doc__.splitlines()[0], rounds=3, extra=[
+        ("--schema-registry", {"metavar": "URL", "help": "also time Confluent-framed orders "
+                               "decoded through this registry against the same with the id "
+                               "known (scripts/registry-local start prints one)"}),
+    ])  # fmt: skip
     settings = fresh_topics(args.bootstrap_servers, args.partitions, "bench-consume")
     result = OrderProducer(settings, seed=1).produce(args.count)
     assert result.delivered == args.count, result
@@ -161,6 +190,13 @@ def main() -> None:
             settings, args.count, FailureRules(0, 0, NEVER)
         ),
     }
+    if args.schema_registry:
+        framed, schema_id = confluent_backlog(settings, args.count, args.schema_registry,
+                                              args.partitions)  # fmt: skip
+        runs[LOCAL_SCHEMA] = lambda: pipeline_run(
+            replace(framed, registry=None), args.count, FailureRules(), schema_id=schema_id
+        )
+        runs[THROUGH_REGISTRY] = lambda: pipeline_run(framed, args.count, FailureRules())
     # A warm-up run, not counted: a freshly started broker's JVM has not compiled its
     # produce path yet, and takes several times the CPU for the first DLQ writes.
     pipeline_run(settings, args.count, FailureRules())
@@ -177,6 +213,10 @@ def main() -> None:
     title = f"consume a backlog of {args.count:,} orders, {args.partitions} partitions"
     report(title, medians, baseline="bare consume(1000) + fastavro decode")
     report(title, medians, baseline="bare consume(1000) + orders-tui's decoder")
+    if args.schema_registry:
+        framed_rows = [(name, rate) for name, rate in medians
+                       if name in (LOCAL_SCHEMA, THROUGH_REGISTRY)]  # fmt: skip
+        report(title + ", Confluent framing", framed_rows, baseline=LOCAL_SCHEMA)
     # Each loop runs on this thread; its CPU time bounds its rate from above, as no other
     # thread can share the Python work.
     print("  CPU seconds of the thread running the loop (start-up included):")

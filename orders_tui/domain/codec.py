@@ -297,6 +297,9 @@ class Decoder:
         _, schema_id = CONFLUENT_HEADER.unpack_from(data)
         if schema_id in self.schema_ids:
             self.seen[schema_id] += 1
+            order = _decode_common(data[CONFLUENT_HEADER.size :]) if _DIRECT else None
+            if order is not None:
+                return order
             return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
         found = self._writer_schema(schema_id)
         if found is None:
