@@ -15,6 +15,7 @@ from collections.abc import Callable
 import fastavro
 from confluent_kafka import KafkaError, TopicPartition
 
+from orders_tui.domain.codec import Decoder, WriterSchema, WriterSchemaUnavailable
 from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import EngineConfig, Pipeline
@@ -192,12 +193,15 @@ class StandIns(KafkaClients):
 
 
 def run(batches: list[list[Record]], then, paused: bool = False,
-        said: list[str] | None = None) -> StandIns:  # fmt: skip
+        said: list[str] | None = None, schemas=None) -> StandIns:  # fmt: skip
     clients = StandIns(batches, then)
     pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
                         EngineConfig(group="unit", exactly_once=False, instance_id="unit"),
                         clients=clients,
                         on_report=said.append if said is not None else None)  # fmt: skip
+    if schemas is not None:  # a registry stand-in, where --schema-registry would put one
+        pipeline._decode = Decoder((), schemas)
+        pipeline._decode_retry = pipeline._decode.sharing_schemas()
     clients.pipeline = pipeline
     if paused:
         pipeline.pause()  # before it has partitions: applied to them once assigned
@@ -372,3 +376,52 @@ def test_a_revoked_retry_partition_waits_for_its_next_owner():
     clients = run([[record]], then)  # the stand-in refuses a resume of what it lost
     assert clients.consumer_made.stored.get((RETRY_1, 0), 4) == 4  # the head, not past it
     assert clients.producer_made.acknowledged == []  # not processed here
+
+
+class Registry:
+    """A schema registry stand-in: down until told otherwise."""
+
+    name = "the stand-in registry"
+
+    def __init__(self) -> None:
+        self.down, self.asked, self.last_answer = True, 0, 0.0
+
+    def writer_schema(self, schema_id: int) -> WriterSchema | None:
+        self.asked += 1
+        if self.down:
+            raise WriterSchemaUnavailable("connection refused")
+        self.last_answer = time.monotonic()
+        with open("schemas/order.avsc") as schema:
+            return WriterSchema(json.load(schema), "orders-value", 1)
+
+
+def test_a_record_whose_schema_cannot_be_fetched_waits_and_is_never_dead_lettered():
+    framed = b"\x00\x00\x00\x00\x05" + avro("k-framed", "Lamp", 300.0)  # schema id 5
+    batch = [Record(SOURCE, 0, 0, *ORDERS[0]), Record(SOURCE, 0, 1, b"k-framed", framed),
+             Record(SOURCE, 0, 2, b"k-after", avro("k-after", "Mug", 400.0))]  # fmt: skip
+    registry, said, seen = Registry(), [], {}
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        polls = seen["polls"] = seen.get("polls", 0) + 1
+        paused = (SOURCE, 0) in consumer.paused
+        if polls == 1:
+            seen["paused"], seen["position"] = paused, consumer.positions[SOURCE, 0]
+        if seen.get("was paused") and not paused:  # resumed: read again from the seek
+            consumer.batches.append(batch[consumer.positions[SOURCE, 0] :])
+        seen["was paused"] = paused
+        if polls == 250:  # 2.5 s: asked again each second, still down
+            seen["stored while down"] = consumer.stored.get((SOURCE, 0))
+            seen["asked while down"] = registry.asked
+            registry.down = False
+        return polls < 450
+
+    clients = run([batch], then, said=said, schemas=registry)
+    assert seen["paused"] and seen["position"] == 1  # waits at the record
+    assert seen["stored while down"] == 1  # the record before it is done; not past it
+    assert seen["asked while down"] in (2, 3)  # read again each second
+    assert clients.consumer_made.stored[SOURCE, 0] == 3  # then all done
+    assert clients.producer_made.acknowledged == []  # nothing dead-lettered
+    assert any("the stand-in registry does not answer (connection refused)" in s for s in said)
+    assert any("the stand-in registry answers again after" in s for s in said)
+    assert clients.pipeline.stats.registry_outages == 1

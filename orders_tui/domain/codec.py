@@ -234,6 +234,7 @@ class WriterSchemaSource(Protocol):
     """Where writer schemas come from by id: a schema registry."""
 
     name: str  # for messages: "the schema registry at http://..."
+    last_answer: float  # time.monotonic() of its last answer: a pipeline waiting sees it back
 
     def writer_schema(self, schema_id: int) -> WriterSchema | None:
         """The id's writer schema, None when there is no such id; raises

@@ -524,20 +524,21 @@ class Pipeline:
                 consumer.seek(tp)
                 self._waiting[key] = (state.due_ms / 1000, offset)
                 continue
+            try:
+                order = self._decode_retry(msg.value())
+            except WriterSchemaUnavailable as exc:  # not an attempt: it waits for the registry
+                self._wait_for_registry(msg, exc)
+                continue
+            except DecodeError as exc:
+                order = exc
             self.stats.retry_attempts += 1
             failed = _Failed(tracker, offset, msg.value(), msg.key(), state.source_headers,
                              state.original_topic, state.original_partition,
                              state.original_offset, state.original_timestamp,
                              state.first_failure_ms)  # fmt: skip
             attempt = state.attempts + 1
-            try:
-                order = self._decode_retry(msg.value())
-            except DecodeError as exc:
-                self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, attempt)
-                continue
-            except WriterSchemaUnavailable as exc:
-                self.stats.retry_attempts -= 1  # not an attempt: it waits for the registry
-                self._wait_for_registry(msg, exc)
+            if isinstance(order, DecodeError):
+                self._dead_letter(failed, None, str(order), ErrorType.DESERIALIZATION, attempt)
                 continue
             verdict = rules.check(order, attempt)
             if verdict.outcome is Outcome.OK:
@@ -807,10 +808,7 @@ class Pipeline:
             key = (tp.topic, tp.partition)
             tracker = self._trackers[tp.topic][tp.partition]
             if key in self._waiting:
-                # Not past an earlier record whose retry or DLQ write is not durable yet.
                 offset = self._waiting[key][1]
-                if tracker.has_pending:
-                    offset = min(offset, tracker.committable)
             elif tracker.has_pending or tp.offset < 0:
                 offset = tracker.committable
             else:
@@ -877,6 +875,7 @@ class Pipeline:
             self._producer_broken = "the consumer was fenced and the abort failed"
         self._trackers = {t: {} for t in self.topics}
         self._stored, self._waiting = {}, {}
+        self._registry_blocked.clear()
         self._letters, self._letters_logged, self._finished = [], 0, []
         self._joined = False
         self.paused = False  # the new consumer starts unpaused; _apply_pause re-applies
@@ -935,6 +934,8 @@ class Pipeline:
             self._stored.pop(key, None)
             if tp.offset >= 0:
                 self._committed[key] = tp.offset
+            if tp.topic == self.settings.topic:
+                self._registry_blocked.discard(tp.partition)
             if self._waiting.pop(key, None) is not None and not self.paused:
                 consumer.resume([tp])
             start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
@@ -1007,6 +1008,8 @@ class Pipeline:
             self._trackers.get(topic, {}).pop(partition, None)
             self._stored.pop((topic, partition), None)
             self._waiting.pop((topic, partition), None)
+            if topic == self.settings.topic:
+                self._registry_blocked.discard(partition)
 
     # ---- helpers ----
 
