@@ -164,3 +164,24 @@ def test_the_unreachable_address_named_is_the_one_used():
     result = run_cli("produce", "-b", "127.0.0.1:9", "-X", f"bootstrap.servers={address}")
     assert result.returncode == 1
     assert result.stderr.startswith(f"orders-tui: cannot reach Kafka at {address} (")
+
+
+def test_schema_registry_credentials_are_never_echoed():
+    """Given as a client property or in the URL, a registry password appears in no error."""
+    port = _free_port_pair()  # nothing listens there
+    for flags in (
+        ["--schema-registry", f"http://127.0.0.1:{port}",
+         "-X", "schema.registry.basic.auth.user.info=reader:s3cr3t-pass"],
+        ["--schema-registry", f"http://reader:s3cr3t-pass@127.0.0.1:{port}"],
+    ):  # fmt: skip
+        done = run_cli("schema", "check", *flags)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(f"orders-tui: cannot reach the schema registry at "
+                                      f"http://127.0.0.1:{port} to check")  # fmt: skip
+        assert "s3cr3t" not in done.stderr + done.stdout
+    bad = run_cli("schema", "check", "--schema-registry", "ftp://reader:s3cr3t-pass@host")
+    assert bad.returncode == 2 and "s3cr3t" not in bad.stderr
+    assert "must be an http:// or https:// URL" in bad.stderr
+    lone = run_cli("produce", "-X", "schema.registry.basic.auth.user.info=reader:s3cr3t-pass")
+    assert lone.returncode == 2 and "s3cr3t" not in lone.stderr
+    assert "no registry: add --schema-registry URL" in lone.stderr
