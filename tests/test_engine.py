@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from orders_tui.kafka.engine import DlqEntrySeen, Engine, broker_answered
 from orders_tui.kafka.events import ROWS_SHOWN
+from tests.kafka_helpers import group_members
 
 
 def test_an_error_the_broker_sent_is_not_a_lost_connection():
@@ -124,3 +129,53 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(own_broke
     assert 60 <= len(after) <= 110, len(after)
     first_second = [t for t in after if t < after[0] + 1.0]
     assert len(first_second) <= 30, "a burst after the outage"
+
+
+DASHBOARD_STAND_IN = """
+import sys, time
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer import EngineConfig
+from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.remote import EngineProcess
+
+if __name__ == "__main__":
+    bootstrap, topic, dlq, group = sys.argv[1:]
+    engine = EngineProcess(KafkaSettings(bootstrap, topic, dlq),
+                           EngineOptions(EngineConfig(group=group)))
+    engine.start()
+    while not engine.connected:
+        time.sleep(0.1)
+    print(engine.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_engine_process_stops_when_the_dashboard_is_killed(settings, group, tmp_path):
+    """A dashboard killed with SIGKILL leaves no engine behind consuming for its group."""
+    script = tmp_path / "dashboard.py"
+    script.write_text(DASHBOARD_STAND_IN)
+    dashboard = subprocess.Popen(
+        [sys.executable, str(script), settings.bootstrap_servers, settings.topic,
+         settings.dlq_topic, group],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    try:
+        engine_pid = int(dashboard.stdout.readline())
+        assert _alive(engine_pid)
+        dashboard.kill()
+        assert dashboard.wait(10) == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while _alive(engine_pid):
+            assert time.monotonic() < deadline, "the engine outlived its dashboard by 10 s"
+            time.sleep(0.1)
+    finally:
+        dashboard.kill()
+    assert group_members(settings, group) == 0  # it left the group on its way out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status  # a zombie has exited; its parent never reaped it
