@@ -66,7 +66,7 @@ def run_list(args: argparse.Namespace, settings: KafkaSettings) -> int:
     """`orders-tui dlq`: entries the filter picks, one a line or as JSON."""
     picked = where(args)
     _require_topic(settings)
-    decoder = make_decoder(args.schema_id, settings.registry)
+    decoder = make_decoder(settings, args.schema_id)
     consumer = dlq_reader(settings)
     progress = ScanProgress()
     shown = 0
@@ -117,7 +117,7 @@ def run_triage(args: argparse.Namespace, settings: KafkaSettings) -> int:
     progress = ScanProgress()
     bar = _Progress(progress, "reading the DLQ")
     triage = Triage()
-    decoder = make_decoder(args.schema_id, settings.registry)
+    decoder = make_decoder(settings, args.schema_id)
     try:
         for entry in scan_dlq(consumer, settings.dlq_topic, decoder=decoder,
                               progress=progress, cancel=_cancel_on_signals()):  # fmt: skip
@@ -180,7 +180,7 @@ def run_replay(args: argparse.Namespace, settings: KafkaSettings) -> int:
     name = args.name or redrive_name(settings.dlq_topic, args.where or "")
     progress = ScanProgress()
     redrive = Redrive(settings, picked, name, args.max_replays, rate=args.rate,
-                      dry_run=args.dry_run, decoder=make_decoder(args.schema_id, settings.registry),
+                      dry_run=args.dry_run, decoder=make_decoder(settings, args.schema_id),
                       progress=progress, cancel=_cancel_on_signals())  # fmt: skip
     summary = redrive.run()
     if args.json:

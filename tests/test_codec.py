@@ -270,8 +270,8 @@ def test_a_looked_up_writer_schema_is_resolved_against_ours():
         decoder(_confluent(5, _schemaless(V2, {**RECORD, "currency": "USD"})))
     assert decoder.seen == {2: 1, 3: 1}  # what was read, not what was refused
     assert decoder.seen_labels() == {
-        "schema id 2, subject orders-value v2": 1,
-        "schema id 3, subject orders-value v3": 1,
+        "orders-value v2 (id 2)": 1,
+        "orders-value v3 (id 3)": 1,
     }
 
 

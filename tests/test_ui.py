@@ -194,8 +194,8 @@ async def test_the_header_says_when_the_schema_registry_is_away_and_the_pane_wha
     app.engine.settings = replace(app.engine.settings,
                                   registry=RegistrySettings("http://registry:8081"))  # fmt: skip
     app.engine.stats.schemas_seen = {
-        "schema id 7, subject orders-value v1": 1200,
-        "schema id 9, subject \x1b[31morders-value v2": 34,
+        "orders-value v1 (id 7)": 1200,
+        "\x1b[31morders-value v2 (id 9)": 34,
     }
     async with app.run_test(size=(160, 60)) as pilot:
         await _load(pilot)
@@ -208,5 +208,5 @@ async def test_the_header_says_when_the_schema_registry_is_away_and_the_pane_wha
         back = screen_text(app)
     assert "registry ● unreachable: records wait" in away and "registry ● ok" not in away
     assert "registry ● ok" in back
-    assert "schema id 7, subject orders-value v1  1,200" in back
-    assert "schema id 9, subject \\x1b[31morders-value v2  34" in back  # escapes shown
+    assert "orders-value v1 (id 7)  1,200" in back
+    assert "\\x1b[31morders-value v2 (id 9)  34" in back  # escapes shown

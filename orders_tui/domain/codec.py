@@ -364,11 +364,13 @@ class Decoder:
         return schema_id, found[0] if found else None
 
     def seen_labels(self) -> dict[str, int]:
-        """Records read per schema id, labelled with the subject and version it has."""
+        """Records read per schema id, labelled with its subject and version first."""
         labels = {}
         for schema_id, count in sorted(self.seen.items()):
             found = self._writers.get(schema_id)
-            labels[found[0].describe(schema_id) if found else f"schema id {schema_id}"] = count
+            subject = found[0].subject if found else None
+            where = f"{subject} v{found[0].version} " if subject else ""
+            labels[f"{where}(id {schema_id})"] = count
         return labels
 
 

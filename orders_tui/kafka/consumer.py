@@ -218,7 +218,7 @@ class Pipeline:
         self.settings = settings
         self.clients = clients or KafkaClients()
         self.config = config or EngineConfig()
-        self._decode = make_decoder(self.config.schema_id, settings.registry)
+        self._decode = make_decoder(settings, self.config.schema_id)
         self._decode_retry = self._decode.sharing_schemas()  # `seen` counts source records
         self._registry_down_since: float | None = None
         self._registry_blocked: set[int] = set()  # source partitions waiting for it

@@ -36,7 +36,7 @@ class Observer(EngineBase):
         super().__init__(settings, options)
         self._fleet = Fleet(self.config.group)
         self._rate = RateMeter()
-        self._decode = make_decoder(self.config.schema_id, settings.registry)
+        self._decode = make_decoder(settings, self.config.schema_id)
         self._rows = RowBudget(per_second=ORDER_ROWS_PER_SECOND)
         self._retry_rows = RowBudget(per_second=RETRY_ROWS_PER_SECOND)
         self._command: Command | None = None  # the group's latest, seen or sent

@@ -47,8 +47,10 @@ class Compatibility:
 class Registry:
     """One client: its caches (schema by id) live as long as this object."""
 
-    def __init__(self, settings: RegistrySettings, timeout: float | None = None) -> None:
+    def __init__(self, settings: RegistrySettings, timeout: float | None = None,
+                 subject: str | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self.subject = subject  # the one to name when an id is under several
         self.name = f"the schema registry at {settings.shown_url}"
         try:
             self.client = SchemaRegistryClient(settings.client_config(timeout))
@@ -119,7 +121,10 @@ class Registry:
                 versions = self.client.get_schema_versions(schema_id)
         except Exception:  # shown, not needed: a registry without the endpoint reads fine
             return None, None
-        return (versions[0].subject, versions[0].version) if versions else (None, None)
+        if not versions:
+            return None, None
+        ours = [v for v in versions if v.subject == self.subject]
+        return (ours or versions)[0].subject, (ours or versions)[0].version
 
     # ---- schema check ----
 

@@ -71,7 +71,7 @@ class OrdersApp(App[None]):
         self.read_only = read_only
         self.clock = clock
         self.start_engine = start_engine
-        self.decode = make_decoder(engine.config.schema_id, engine.settings.registry)
+        self.decode = make_decoder(engine.settings, engine.config.schema_id)
         self.workbench: Workbench | None = None
         # Kept as attributes: query_one() searches the active screen, which is a modal
         # while a DLQ entry or the help is open.
