@@ -104,12 +104,25 @@ class RegistrySettings:
                 text = text.replace(value.partition(":")[2] or value, "***")
         return text
 
-    def client_config(self, timeout: float | None = None) -> dict[str, object]:
-        config: dict[str, object] = {"url": self.url, **self.properties}
-        if timeout is not None:
-            config.setdefault("timeout", timeout)
-            config.setdefault("max.retries", 0)
+    def client_config(self, timeout: float = 10.0, retries: int = 1) -> dict[str, object]:
+        """Our defaults (an unreachable registry is said within a second, not after the
+        client's 3 retries of up to 20 s), then the user's properties, which win."""
+        config: dict[str, object] = {"url": self.url, "timeout": timeout,
+                                     "max.retries": retries, "retries.wait.ms": 200}  # fmt: skip
+        for name, value in self.properties.items():
+            if name in _REGISTRY_NUMBERS:  # the client takes these as numbers only
+                try:
+                    value = float(value) if "." in value else int(value)
+                except ValueError:
+                    raise UserError(
+                        f"-X {REGISTRY_PREFIX}{name} expects a number, got {value!r}"
+                    ) from None
+            config[name] = value
         return config
+
+
+_REGISTRY_NUMBERS = {"timeout", "max.retries", "retries.wait.ms", "retries.max.wait.ms",
+                     "cache.capacity", "cache.latest.ttl.sec"}  # fmt: skip
 
 
 REGISTRY_PREFIX = "schema.registry."  # -X properties for the registry's client
@@ -126,7 +139,7 @@ def make_decoder(settings: KafkaSettings, schema_id: int) -> Decoder:
     from orders_tui.kafka.registry import LOOKUP_TIMEOUT, Registry  # 0.2 s to import
 
     subject = registry.subject_for(settings.topic)  # named first where an id has several
-    return Decoder((), Registry(registry, timeout=LOOKUP_TIMEOUT, subject=subject))
+    return Decoder((), Registry(registry, timeout=LOOKUP_TIMEOUT, retries=0, subject=subject))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from orders_tui.domain.schema import schema_path
 from orders_tui.errors import RegistryFailed, UserError
 from orders_tui.kafka.config import RegistrySettings
 
-# A lookup on the pipeline's thread waits this long at most; the pipeline retries itself.
+# A lookup on the pipeline's thread waits this long at most, and is not retried by the
+# client: the pipeline asks again itself, every second, without holding its thread.
 LOOKUP_TIMEOUT = 5.0
 SCHEMA_NOT_FOUND = 40403  # the registry's error code for an unknown schema id
 SUBJECT_NOT_FOUND = 40401
@@ -47,13 +48,13 @@ class Compatibility:
 class Registry:
     """One client: its caches (schema by id) live as long as this object."""
 
-    def __init__(self, settings: RegistrySettings, timeout: float | None = None,
+    def __init__(self, settings: RegistrySettings, timeout: float = 10.0, retries: int = 1,
                  subject: str | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.subject = subject  # the one to name when an id is under several
         self.name = f"the schema registry at {settings.shown_url}"
         try:
-            self.client = SchemaRegistryClient(settings.client_config(timeout))
+            self.client = SchemaRegistryClient(settings.client_config(timeout, retries))
         except (TypeError, ValueError) as exc:
             raise UserError(f"--schema-registry: {settings.redact(str(exc))}") from None
         # The client's caches are plain dicts; the pipeline and a front end may share one.
