@@ -504,6 +504,11 @@ def format_summary(s: dict) -> str:
             f"prices: total {s['total_price']:,.2f} · average {s['average_price']:,.2f} · "
             f"min {s['min_price']:,.2f} · max {s['max_price']:,.2f}"
         )
+    if s.get("schemas_seen"):  # Confluent framing: which writers' versions came by
+        from orders_tui.visible import visible
+
+        seen = " · ".join(f"{visible(label)} {n:,}" for label, n in s["schemas_seen"].items())
+        lines.append(f"schemas: {seen}")
     lines.append(f"{s['seconds']:.1f} s · {s['orders_per_second']:,.1f} orders/s")
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -465,3 +466,33 @@ def test_an_outcome_log_that_fails_stops_commits_so_no_outcome_is_lost(settings,
     assert set(logged) == {(m.partition(), m.offset()) for m in source}
     # What was logged was committed with it: nothing is logged twice.
     assert len(logged) == len(set(logged)) == 2000
+
+
+def test_the_consume_summary_and_an_outcome_log_on_stdout(settings, group):
+    """`--outcomes -`: a JSON line per order on stdout, the summary text on stderr, its
+    figures those of the produced orders."""
+    orders = produce_orders(settings, 120, seed=8)
+    done = subprocess.run(_consume_cli(settings, group, "--idle-exit", "1.5", "--outcomes", "-"),
+                          capture_output=True, text=True, timeout=90)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    logged = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(line["order_id"] for line in logged) == sorted(o.orderId for o in orders)
+
+    ok = [o for o in orders if not dead_lettered(o)]
+    permanent = sum(o.price > 1000 for o in orders)
+    exhausted = len(orders) - len(ok) - permanent
+    retries = sum(min(failing_attempts(o.orderId), ATTEMPTS - 1) for o in orders if transient(o))
+    recovered = sum(transient(o) for o in ok)
+    types = (("permanent", permanent), ("retries_exhausted", exhausted))
+    by_type = ", ".join(f"{name} {n}" for name, n in types if n)
+    total = math.fsum(o.price for o in ok)
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == (
+        f"consumed 120 · processed {len(ok)} (recovered {recovered}) · dead-lettered "
+        f"{len(orders) - len(ok)} ({by_type}) · retry attempts {retries}"
+    )
+    assert lines[1] == (
+        f"prices: total {total:,.2f} · average {total / len(ok):,.2f} · "
+        f"min {min(o.price for o in ok):,.2f} · max {max(o.price for o in ok):,.2f}"
+    )
+    assert re.fullmatch(r"\d+\.\d s · [\d,]+\.\d orders/s", lines[2]), lines[2]

@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from orders_tui.cli import format_summary
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.schema import order_schema
 from orders_tui.kafka.config import RegistrySettings
@@ -116,6 +117,8 @@ def test_v1_and_v2_producers_interleaved_are_all_processed_with_their_fields(
     subject = f"{settings.topic}-value"
     counts = {label.partition(" (id ")[0]: n for label, n in stats.schemas_seen.items()}
     assert counts == {f"{subject} v1": 60, f"{subject} v2": 30}
+    summary = format_summary(stats.summary(time.time())).splitlines()
+    assert summary[-2].startswith(f"schemas: {subject} v1 (id ") and summary[-2].endswith(" 30")
 
 
 def _order(record: dict):
