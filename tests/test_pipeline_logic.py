@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable
 
 import fastavro
+import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from orders_tui.domain.codec import Decoder, WriterSchema, WriterSchemaUnavailable
+from orders_tui.errors import KafkaRefused
 from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import EngineConfig, Pipeline
@@ -425,3 +427,26 @@ def test_a_record_whose_schema_cannot_be_fetched_waits_and_is_never_dead_lettere
     assert any("the stand-in registry does not answer (connection refused)" in s for s in said)
     assert any("the stand-in registry answers again after" in s for s in said)
     assert clients.pipeline.stats.registry_outages == 1
+
+
+def test_a_fatal_client_error_stops_the_run_with_its_message_and_stores_nothing_more():
+    """librdkafka's fatal error (the client cannot go on): the run ends with a one-line
+    error naming it, and what was consumed after it is not committed."""
+    first = [Record(SOURCE, 0, 0, *ORDERS[0])]
+    after = [Record(SOURCE, 0, 1, b"k-after", avro("k-after", "Mug", 400.0))]
+    seen: dict[str, object] = {}
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        polls = seen["polls"] = seen.get("polls", 0) + 1
+        if polls == 20:  # the first order committed; then the client fails for good
+            seen["stored before"], seen["consumer"] = dict(consumer.stored), consumer
+            consumer.config["error_cb"](KafkaError(KafkaError._FATAL, "boom: fenced", fatal=True))
+            consumer.batches.append(after)
+        return polls < 200
+
+    with pytest.raises(KafkaRefused, match="Kafka error: boom: fenced") as stopped:
+        run([first], then)
+    assert seen["stored before"] == seen["consumer"].stored == {(SOURCE, 0): 1}
+    assert stopped.value.exit_code == 1
+    assert seen["polls"] < 200  # it stopped at once, not at the test's end
