@@ -496,3 +496,35 @@ def test_the_consume_summary_and_an_outcome_log_on_stdout(settings, group):
         f"min {min(o.price for o in ok):,.2f} · max {max(o.price for o in ok):,.2f}"
     )
     assert re.fullmatch(r"\d+\.\d s · [\d,]+\.\d orders/s", lines[2]), lines[2]
+
+
+def test_a_source_topic_deleted_mid_run_stops_the_pipeline_with_one_line(settings, group, tmp_path):
+    """The topic it reads is gone: said within seconds in one line, no traceback, exit 1."""
+    produce_orders(settings, 50, seed=3)
+    outcomes = tmp_path / "outcomes.jsonl"
+    proc = subprocess.Popen(_consume_cli(settings, group, "--outcomes", str(outcomes)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while _lines(outcomes) < 50:
+            assert time.monotonic() < deadline and proc.poll() is None, "no progress"
+            time.sleep(0.05)
+        admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+        admin.delete_topics([settings.topic])[settings.topic].result(10)
+        deleted = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - deleted
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert took < 20, took  # a metadata refresh every 10 s
+    assert "Traceback" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"orders-tui: a topic the pipeline reads is gone (deleted?): Subscribed topic not "
+            f"available: {settings.topic}"
+        )
+    ), err

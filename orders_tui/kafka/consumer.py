@@ -96,6 +96,9 @@ CONSUMER_DEFAULTS: dict[str, object] = {
     # back before they move (the broker's minimum is 6 s; librdkafka's default 45 s).
     "session.timeout.ms": SESSION_TIMEOUT_MS,
     "statistics.interval.ms": 1000,  # tells when the broker is back after an outage
+    # librdkafka notices a deleted topic only at a metadata refresh (every 5 min by
+    # default): it then says the topic is gone and the pipeline stops saying so.
+    "topic.metadata.refresh.interval.ms": 10_000,
 }
 POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
 RETRY_ROWS_PER_SECOND = 200  # orders whose retries a front end follows, at most
@@ -1119,7 +1122,8 @@ class Pipeline:
         if error.code() == KafkaError._PARTITION_EOF:
             return
         if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            raise UserError(f"a topic the pipeline reads is gone: {error.str()}")
+            raise KafkaRefused(f"a topic the pipeline reads is gone (deleted?): {error.str()}; "
+                               "create it again, or point --topic at another")  # fmt: skip
         if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
             self._refuse(KafkaRefused(
                 not_authorized_text(self.settings, error, "Read", self.config.group)
