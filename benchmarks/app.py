@@ -8,9 +8,9 @@ orders/s as a ratio of the engine's (target >= 0.8), the 99th percentile key lat
 (target < 200 ms) and the peak RSS (target < 250 MB). Orders/s are timed from the
 pipeline's start (before it subscribes, as for the headless run) to the last order done,
 as the dashboard sees it (both watched every 10 ms).
-Key latency is a real key press, through the bindings, to the screen that shows its
-effect (the next pane has the focus and its border has been repainted): Textual's
-pilot returns from `press` once the screen has processed it and refreshed.
+Key latency is a real key press, sent through the driver and the bindings, to the first
+frame written with its effect (the next pane has the focus): see keys.py, and why not
+Textual's pilot `press`.
 
     python benchmarks/app.py [-b HOST:PORT] [-n 200000] [--rounds 5]
 """
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from _common import fresh_topics, parse_args, report
 from consume import pipeline_run
+from keys import FrameClock
 
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules
@@ -65,6 +66,7 @@ async def drive_app(settings: KafkaSettings, count: int) -> dict[str, float]:
     app = OrdersApp(engine)
     latencies: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
+        clock = FrameClock(app)
         start = end = None
         next_key = time.perf_counter()
         while end is None:
@@ -78,12 +80,8 @@ async def drive_app(settings: KafkaSettings, count: int) -> dict[str, float]:
             if stats.processed + stats.dead_lettered >= count:
                 end = time.time()
             if start is not None and now >= next_key:
-                focused = app.focused
-                sent = time.perf_counter()
-                await pilot.press("tab")
-                latencies.append(time.perf_counter() - sent)
-                assert app.focused is not focused, "tab did not move the focus"
-                next_key = sent + KEY_EVERY
+                latencies.append(await clock.tab())
+                next_key = now + KEY_EVERY
         ui_cpu, engine_cpu = cpu_seconds("self"), cpu_seconds(engine.pid)
         await pilot.pause(0.5)
         engine_peak = peak_rss_mb(engine.pid)

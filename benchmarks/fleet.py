@@ -10,7 +10,8 @@ in a fresh consumer group:
 - fleet + watch: the same, with the observer (`watch`'s engine and dashboard, Textual's
   `run_test` at 120x40, in a process of its own) attached, as a person watching it;
 - fleet + watch, keys: the same, pressing `tab` every 50 ms throughout (far more than a
-  person does), for the key latency and what that load costs the workers.
+  person does), for the key latency (a key sent through the driver to the first frame
+  showing its effect: keys.py) and what that load costs the workers.
 
 Each is timed from the group's first commit to the moment its commits reach the end of
 every partition of the source (read by an admin client every 20 ms), so start-up is not
@@ -40,6 +41,7 @@ from _common import fresh_topics, parse_args, report
 from app import cpu_seconds, peak_rss_mb
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from keys import FrameClock
 
 from orders_tui.domain.codec import _PARSED
 from orders_tui.kafka.config import KafkaSettings
@@ -135,7 +137,8 @@ async def watch(settings: KafkaSettings, group: str, status_topic: str,
     reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
     latencies: list[float] = []
     seen: dict[str, set[int]] = {}
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40)):
+        clock = FrameClock(app)
         start = time.monotonic()
         cpu_at_start = cpu_seconds("self")
         next_key = check = start
@@ -145,11 +148,7 @@ async def watch(settings: KafkaSettings, group: str, status_topic: str,
             for member in observer.fleet.members.values():
                 seen.setdefault(member.member, set()).add(member.updated_ms)
             if press_keys and now >= next_key:
-                focused = app.focused
-                sent = time.perf_counter()
-                await pilot.press("tab")
-                latencies.append(time.perf_counter() - sent)
-                assert app.focused is not focused, "tab did not move the focus"
+                latencies.append(await clock.tab())
                 next_key = time.monotonic() + KEY_EVERY
             if now >= check:
                 committed, end = group_progress(admin, reader, settings.topic)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import replace
 
 import pytest
+from textual.widgets._footer import FooterKey
 
 from orders_tui.kafka.config import RegistrySettings
 from orders_tui.kafka.events import RegistryStatus
@@ -210,3 +212,18 @@ async def test_the_header_says_when_the_schema_registry_is_away_and_the_pane_wha
     assert "registry ● ok" in back
     assert "orders-value v1 (id 7)  1,200" in back
     assert "\\x1b[31morders-value v2 (id 9)  34" in back  # escapes shown
+
+
+async def test_moving_between_panes_holds_no_memory_of_earlier_footers():
+    """Textual's Footer leaked its keys on every focus change (Textualize/textual#6666):
+    after 60 tabs, only the keys on screen are alive."""
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _load(pilot)
+        for _ in range(60):
+            await pilot.press("tab")
+        await pilot.pause(0.2)
+        gc.collect()
+        alive = sum(isinstance(o, FooterKey) for o in gc.get_objects())
+        shown = len(app.screen.query(FooterKey))
+    assert shown > 0 and alive <= 2 * shown, (alive, shown)

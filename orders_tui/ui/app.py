@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from orders_tui.kafka.config import make_decoder
 from orders_tui.kafka.engine import DlqEntrySeen, coalesce
@@ -26,6 +26,7 @@ from orders_tui.kafka.events import (
     RetryScheduled,
 )
 from orders_tui.kafka.workbench import Workbench
+from orders_tui.ui.footer import Footer
 from orders_tui.ui.panes.aggregates import AggregatesPane
 from orders_tui.ui.panes.dlq import DlqPane
 from orders_tui.ui.panes.orders import OrdersPane

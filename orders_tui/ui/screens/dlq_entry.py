@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from orders_tui.domain.codec import Decoder
 from orders_tui.domain.codec import decode as default_decoder
 from orders_tui.domain.order import Order
 from orders_tui.kafka.dlq import ORIGINAL_TIMESTAMP, TIMESTAMP, DlqEntry, header_text
+from orders_tui.ui.footer import Footer
 from orders_tui.ui.panes.dlq import clock_time
 from orders_tui.ui.text import literal
 

@@ -13,12 +13,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from orders_tui.domain.dlq_filter import FilterError, parse_time
 from orders_tui.domain.triage import NUMBER_MARK, Triage
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.workbench import Workbench, WorkbenchView
+from orders_tui.ui.footer import Footer
 from orders_tui.ui.panes.dlq import TYPE_STYLES
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen, entry_details
 from orders_tui.ui.text import literal, notify_literally
