@@ -11,8 +11,9 @@ import pytest
 from textual.widgets._footer import FooterKey
 
 from orders_tui.kafka.config import RegistrySettings
-from orders_tui.kafka.events import RegistryStatus
+from orders_tui.kafka.events import ROWS_SHOWN, RegistryStatus
 from orders_tui.ui.panes.dlq import DlqPane
+from orders_tui.ui.panes.table import TRIM_SLACK
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen
 from tests.ui_helpers import screen_text
 from tests.ui_samples import HOSTILE_PRODUCT, sample_app, sample_events
@@ -227,3 +228,21 @@ async def test_moving_between_panes_holds_no_memory_of_earlier_footers():
         alive = sum(isinstance(o, FooterKey) for o in gc.get_objects())
         shown = len(app.screen.query(FooterKey))
     assert shown > 0 and alive <= 2 * shown, (alive, shown)
+
+
+async def test_a_repaint_between_a_trim_and_the_next_flush_never_fails():
+    """Under load the tables flush every third tick, and a key's repaint may come in
+    between: rows trimmed meanwhile are drawn blank, not a KeyError that ends the
+    dashboard (seen with `tab` every 50 ms on a busy fleet)."""
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _load(pilot)
+        pane = app.orders
+        shown = pane.row_count
+        for i in range(ROWS_SHOWN + TRIM_SLACK):  # enough to trim every row shown
+            pane.upsert(f"new-{i}", ("0/1", "1.00", "processed", "Lamp", f"id-{i}"))
+        assert pane.row_count == shown  # not flushed: the screen still lists the old rows
+        lines = [pane.render_line(y).text for y in range(1, shown + 1)]
+        await pilot.press("tab")
+        assert app.is_running
+    assert all(not line.strip() for line in lines)

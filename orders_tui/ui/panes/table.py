@@ -92,7 +92,7 @@ class RowTable(ScrollView, can_focus=True):
         return len(self._keys)
 
     def get_row_at(self, index: int) -> tuple[str, ...]:
-        return tuple(_text(c) for c in self.rows_model[self._keys[index]])
+        return tuple(_text(c) for c in self.rows_model.get(self._keys[index], ()))
 
     @property
     def cursor_key(self) -> str | None:
@@ -186,7 +186,9 @@ class RowTable(ScrollView, can_focus=True):
         if index >= len(self._keys):
             return Strip.blank(width, self.rich_style)
         key = self._keys[index]
-        cells = self.rows_model[key]
+        cells = self.rows_model.get(key)
+        if cells is None:  # trimmed since the last flush; a repaint came first (a key)
+            return Strip.blank(width, self.rich_style)
         is_cursor = key == self.cursor_key
         cache_key = (key, width, is_cursor)
         cached = self._strips.get(cache_key)
