@@ -19,8 +19,9 @@ class Footer(TextualFooter):
 
     def bindings_changed(self, screen: Screen) -> None:
         shown = tuple(
-            (key, active.binding.description, active.binding.show, active.enabled)
+            (key, active.binding.description, active.enabled)
             for key, active in screen.active_bindings.items()
+            if active.binding.show
         )
         if shown == self._shown:
             return  # the same keys: nothing to redraw
