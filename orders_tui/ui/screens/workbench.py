@@ -143,7 +143,7 @@ class WorkbenchScreen(Screen[None]):
         self.all_selected = False
         self.show_triage = False
         self._shown_version = -1
-        self._requested: tuple[int, int] | None = None
+        self._requested: tuple[tuple[int, int], int, int] | None = None
         self._source_asked: str | None = None
         self._jobs_seen = 0
         self._jumps_seen = 0
@@ -214,8 +214,11 @@ class WorkbenchScreen(Screen[None]):
         ):
             # A window three pages tall around what is shown: paging stays local.
             want = (max(0, top - self.page), self.page * 3)
-            if want != self._requested or view.matched != getattr(self, "_asked_at", -1):
-                self._requested, self._asked_at = want, view.matched
+            # Asked once while it loads; again once anything moved the window meanwhile
+            # (a jump to a time or a place), or the same request would be lost.
+            asked = (want, view.matched, view.window_start)
+            if asked != self._requested:
+                self._requested = asked
                 self.workbench.show(*want)
 
     def _status(self, view: WorkbenchView) -> Text:
