@@ -203,7 +203,7 @@ async def test_the_header_says_when_the_schema_registry_is_away_and_the_pane_wha
     async with app.run_test(size=(160, 60)) as pilot:
         await _load(pilot)
         assert "registry ● ok" in screen_text(app)
-        app.apply_events([RegistryStatus(False, "Connection refused")])
+        app.apply_events([RegistryStatus(False)])
         await pilot.pause(0.3)
         away = screen_text(app)
         app.apply_events([RegistryStatus(True)])

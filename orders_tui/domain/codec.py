@@ -296,19 +296,18 @@ class Decoder:
                 f"truncated Confluent frame: {len(data)} bytes, the header alone is 5"
             )
         _, schema_id = CONFLUENT_HEADER.unpack_from(data)
+        found = None
+        if schema_id not in self.schema_ids:
+            found = self._writer_schema(schema_id)  # if it is ours, it joins schema_ids
+            if found is None:
+                raise DecodeError(self._unknown(schema_id))
         if schema_id in self.schema_ids:
             self.seen[schema_id] += 1
             order = _decode_common(data[CONFLUENT_HEADER.size :]) if _DIRECT else None
             if order is not None:
                 return order
             return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
-        found = self._writer_schema(schema_id)
-        if found is None:
-            raise DecodeError(self._unknown(schema_id))
         writer, parsed = found
-        if schema_id in self.schema_ids:  # ours, learned just now
-            self.seen[schema_id] += 1
-            return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
         buf = io.BytesIO(data)
         buf.seek(CONFLUENT_HEADER.size)
         what = writer.describe(schema_id)
@@ -339,7 +338,7 @@ class Decoder:
             if found is None:
                 return None
             parsed = parse_schema(found.schema)
-            if _canonical(parsed) == _OUR_CANONICAL:
+            if to_parsing_canonical_form(parsed) == _OUR_CANONICAL:
                 self.schema_ids.add(schema_id)
             self._writers[schema_id] = (found, parsed)
         return self._writers[schema_id]
@@ -374,11 +373,7 @@ class Decoder:
         return labels
 
 
-def _canonical(parsed: dict) -> str:
-    return to_parsing_canonical_form(parsed)
-
-
-_OUR_CANONICAL = _canonical(_PARSED)
+_OUR_CANONICAL = to_parsing_canonical_form(_PARSED)
 
 
 decode = Decoder()

@@ -170,8 +170,8 @@ class KafkaSettings:
             for name in list(merged)
             if name.startswith(REGISTRY_PREFIX)
         }
-        registry_url = schema_registry or registry_properties.pop("url", "")
-        registry_properties.pop("url", None)  # --schema-registry wins
+        property_url = registry_properties.pop("url", "")
+        registry_url = schema_registry or property_url  # --schema-registry wins
         registry = None
         if registry_url:
             if not registry_url.startswith(("http://", "https://")):

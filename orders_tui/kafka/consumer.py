@@ -224,7 +224,6 @@ class Pipeline:
         self._decode = make_decoder(settings, self.config.schema_id)
         self._decode_retry = self._decode.sharing_schemas()  # `seen` counts source records
         self._registry_down_since: float | None = None
-        self._registry_blocked: set[int] = set()  # source partitions waiting for it
         self.events = events
         self.on_finished = on_finished
         self.on_report = on_report
@@ -448,7 +447,9 @@ class Pipeline:
         first_try_prices: list[float] = []
         retried: list[Message] = []
         consumed = 0
-        registry_blocked = self._registry_blocked
+        # Source partitions waiting at a record (for the schema registry): what follows
+        # it in the batch is read again after it.
+        blocked = {p for t, p in self._waiting if t == source} if self._waiting else set()
         show_from = self._rows_from(len(messages))
         for index, msg in enumerate(messages):
             if msg.error() is not None:
@@ -461,8 +462,8 @@ class Pipeline:
             tracker = trackers.get(partition)
             if tracker is None:  # revoked while the batch was in hand: the next owner has it
                 continue
-            if registry_blocked and partition in registry_blocked:
-                continue  # behind a record waiting for the registry: read again after it
+            if blocked and partition in blocked:
+                continue
             try:
                 order = self._decode(msg.value())
             except DecodeError as exc:
@@ -472,7 +473,7 @@ class Pipeline:
                 continue
             except WriterSchemaUnavailable as exc:
                 self._wait_for_registry(msg, exc)
-                registry_blocked = self._registry_blocked
+                blocked.add(partition)
                 continue
             consumed += 1
             verdict = check(order, 1)
@@ -565,12 +566,10 @@ class Pipeline:
         self._consumer.pause([tp])
         self._consumer.seek(tp)
         self._waiting[(topic, partition)] = (time.time() + REGISTRY_RETRY_SECONDS, offset)
-        if topic == self.settings.topic:
-            self._registry_blocked.add(partition)
         if self._registry_down_since is None:
             self._registry_down_since = time.monotonic()
             self.stats.registry_outages += 1
-            self._registry_status(False, str(exc))
+            self._registry_status(False)
         self._report("registry", f"{self._decode.source.name} does not answer ({exc}): "
                      "records that need a schema from it wait, and are read again every "
                      f"{REGISTRY_RETRY_SECONDS:g} s", error=True)  # fmt: skip
@@ -583,9 +582,9 @@ class Pipeline:
                      f"{down_for:.1f} s")  # fmt: skip
         self._registry_status(True)
 
-    def _registry_status(self, reachable: bool, detail: str = "") -> None:
+    def _registry_status(self, reachable: bool) -> None:
         if self.events is not None:
-            self.events.put(RegistryStatus(reachable, detail))
+            self.events.put(RegistryStatus(reachable))
 
     def _after_failure(self, failed: _Failed, order: Order, attempt: int,
                        verdict: Verdict) -> None:  # fmt: skip
@@ -878,7 +877,6 @@ class Pipeline:
             self._producer_broken = "the consumer was fenced and the abort failed"
         self._trackers = {t: {} for t in self.topics}
         self._stored, self._waiting = {}, {}
-        self._registry_blocked.clear()
         self._letters, self._letters_logged, self._finished = [], 0, []
         self._joined = False
         self.paused = False  # the new consumer starts unpaused; _apply_pause re-applies
@@ -937,8 +935,6 @@ class Pipeline:
             self._stored.pop(key, None)
             if tp.offset >= 0:
                 self._committed[key] = tp.offset
-            if tp.topic == self.settings.topic:
-                self._registry_blocked.discard(tp.partition)
             if self._waiting.pop(key, None) is not None and not self.paused:
                 consumer.resume([tp])
             start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
@@ -954,8 +950,6 @@ class Pipeline:
         for key, (due, _) in list(self._waiting.items()):
             if due <= now:
                 del self._waiting[key]
-                if key[0] == self.settings.topic:
-                    self._registry_blocked.discard(key[1])
                 self._consumer.resume([TopicPartition(*key)])
 
     # ---- rebalance callbacks: they run inside consume(), on this thread ----
@@ -1011,8 +1005,6 @@ class Pipeline:
             self._trackers.get(topic, {}).pop(partition, None)
             self._stored.pop((topic, partition), None)
             self._waiting.pop((topic, partition), None)
-            if topic == self.settings.topic:
-                self._registry_blocked.discard(partition)
 
     # ---- helpers ----
 

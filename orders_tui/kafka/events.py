@@ -74,10 +74,9 @@ class EngineStatus:
 
 @dataclass(frozen=True, slots=True)
 class RegistryStatus:
-    """Whether the schema registry answers; sent when it changes."""
+    """Whether the schema registry answers; sent when it changes (a notice says why)."""
 
     reachable: bool
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

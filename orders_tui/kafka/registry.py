@@ -107,16 +107,17 @@ class Registry:
         except Exception as exc:
             raise WriterSchemaUnavailable(self._said(exc)) from None
         self.last_answer = time.monotonic()
+        where = self._where(schema_id)
         if schema.schema_type not in (None, "AVRO"):
-            return WriterSchema({"type": schema.schema_type}, *self._where(schema_id))
+            return WriterSchema({"type": schema.schema_type}, *where)
         try:
-            parsed = json.loads(schema.schema_str)
+            return WriterSchema(json.loads(schema.schema_str), *where)
         except ValueError:
-            return WriterSchema({"type": "unparsable"}, *self._where(schema_id))
-        return WriterSchema(parsed, *self._where(schema_id))
+            return WriterSchema({"type": "unparsable"}, *where)
 
     def _where(self, schema_id: int) -> tuple[str | None, int | None]:
-        """The first subject and version the id is registered under (for messages)."""
+        """A subject and version the id is registered under (for messages): this topic's
+        subject when it is one of them, else the first."""
         try:
             with self._lock:
                 versions = self.client.get_schema_versions(schema_id)
@@ -158,13 +159,9 @@ class Registry:
                              f"version {latest.version}", [str(r) for r in reasons])  # fmt: skip
 
     def _rule(self, subject: str) -> str:
-        for level in (subject, None):
+        for level in (subject, None):  # the subject's own rule, else the registry's
             try:
-                return (
-                    self.client.get_compatibility(level)
-                    if level
-                    else (self.client.get_compatibility())
-                )
+                return self.client.get_compatibility(level)
             except SchemaRegistryError as exc:
                 if exc.http_status_code != 404:
                     raise
@@ -186,8 +183,8 @@ class Registry:
             return RegistryFailed(f"{self.name} could not {doing}: {self._said(exc)}")
         return RegistryFailed(
             f"cannot reach {self.name} to {doing} ({self._said(exc)}): start one with "
-            "`scripts/registry-local start` (or `docker compose up -d`), or point "
-            "--schema-registry / SCHEMA_REGISTRY_URL at yours"
+            "`scripts/registry-local start` (or `docker compose --profile registry up -d`), "
+            "or point --schema-registry / SCHEMA_REGISTRY_URL at yours"
         )
 
 

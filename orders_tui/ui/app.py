@@ -97,7 +97,7 @@ class OrdersApp(App[None]):
         self._stream_shown = (False, False)  # (streaming, waiting) as the header says
         self.status_detail = ""
         self.connected: bool | None = None  # None until the engine first reports
-        self.registry_detail: str | None = None  # why the schema registry is away, if it is
+        self.registry_reachable = True  # the engine's notices say why when it is not
 
     def get_default_screen(self) -> Screen:
         return DashboardScreen(id="_default")
@@ -139,7 +139,7 @@ class OrdersApp(App[None]):
                     self.connected, self.status_detail = event.connected, event.detail
                     status_changed = True
             elif isinstance(event, RegistryStatus):
-                self.registry_detail = None if event.reachable else event.detail
+                self.registry_reachable = event.reachable
                 status_changed = True
             elif isinstance(event, Notice):
                 notify_literally(self, event.text,
@@ -182,7 +182,7 @@ class OrdersApp(App[None]):
             line.append("   stream waiting for Kafka", style="bold yellow")
         elif engine.streaming:
             line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
-        if settings.registry is not None and self.registry_detail is not None:
+        if settings.registry is not None and not self.registry_reachable:
             line.append("   registry ● unreachable: records wait", style="bold red")
         elif settings.registry is not None:
             line.append("   registry ● ok", style="green")
