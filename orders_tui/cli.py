@@ -802,7 +802,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, settings)
     except UserError as exc:
         message = settings.redact(str(exc)) if settings else str(exc)
-        print(f"{PROG}: {message}", file=sys.stderr)
+        # It may quote others (a broker's or a registry's message, a file name): shown,
+        # never acted on by the terminal.
+        from orders_tui.visible import visible
+
+        print(f"{PROG}: {visible(message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -10,6 +10,7 @@ from pathlib import Path
 from orders_tui import json_output
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings
+from orders_tui.visible import visible
 
 INCOMPATIBLE = 1  # exit status of a check that fails
 
@@ -57,7 +58,7 @@ def run_check(args: argparse.Namespace, settings: KafkaSettings) -> int:
         print(f"incompatible: {name} breaks the {result.rule} rule of {result.subject} "
               f"(checked against {result.against}):")  # fmt: skip
         for reason in result.reasons or ["the registry gave no reason"]:
-            print(f"  - {settings.redact(reason)}")
+            print(f"  - {visible(settings.redact(reason))}")  # the registry's words
     return 0 if result.compatible else INCOMPATIBLE
 
 

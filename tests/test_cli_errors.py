@@ -203,3 +203,12 @@ def test_schema_registry_credentials_are_never_echoed_and_an_unreachable_one_is_
     lone = run_cli("produce", "-X", "schema.registry.basic.auth.user.info=reader:s3cr3t-pass")
     assert lone.returncode == 2 and "s3cr3t" not in lone.stderr
     assert "no registry: add --schema-registry URL" in lone.stderr
+
+
+def test_an_error_quoting_a_name_shows_its_escapes_never_sends_them():
+    """An error line may quote what others chose (a file name, a broker's or a registry's
+    message): control characters are written as escapes."""
+    result = run_cli("produce", "-b", "127.0.0.1:1", "-F", "/nonexistent/\x1b]0;pwned\x07")
+    assert result.returncode == 2
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "-F /nonexistent/\\x1b]0;pwned\\x07: no such file" in result.stderr
