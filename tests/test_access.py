@@ -97,6 +97,21 @@ def test_a_refused_login_says_so_and_what_to_check(sasl_bootstrap, password, mec
     assert result.seconds < 10  # not the unreachable-broker timeout
 
 
+def test_a_failed_tls_handshake_points_at_the_protocol_and_the_ca(bootstrap):
+    """TLS spoken to the plaintext listener: the handshake fails at once, and the line
+    names what to check rather than how to start a broker."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "orders_tui", "produce", "-n", "1", "-b", bootstrap,
+         "-X", "security.protocol=SSL"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    line = one_line(result)
+    assert "SSL handshake failed" in line
+    assert "security.protocol matches the listener" in line and "ssl.ca.location" in line
+    assert time.monotonic() - started < 10
+
+
 def test_a_topic_we_may_not_describe_names_the_acl(sasl_bootstrap, names):
     line = one_line(cli(sasl_bootstrap, "produce", "-n", "1", "--topic", names["hidden"]))
     assert f"not authorized to describe topic '{names['hidden']}' as User:alice" in line

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from orders_tui.cli import build_parser
+from orders_tui.kafka.config import KafkaSettings
 from tests.conftest import _free_port_pair
 
 
@@ -212,3 +214,27 @@ def test_an_error_quoting_a_name_shows_its_escapes_never_sends_them():
     assert result.returncode == 2
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert "-F /nonexistent/\\x1b]0;pwned\\x07: no such file" in result.stderr
+
+
+def _settings_from(argv: list[str]) -> KafkaSettings:
+    args = build_parser().parse_args(argv)
+    return KafkaSettings.from_flags(args.bootstrap_servers, args.topic, args.dlq_topic,
+                                    args.properties_files, args.properties)  # fmt: skip
+
+
+def test_connection_flags_work_before_or_after_the_command_and_the_environment_sets_the_default(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert _settings_from(["produce"]).bootstrap_servers == "localhost:9092"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "env-broker:9092")
+    assert _settings_from(["produce"]).bootstrap_servers == "env-broker:9092"
+    for argv in (["-b", "flag:1", "--topic", "t", "produce"],
+                 ["produce", "-b", "flag:1", "--topic", "t"]):  # fmt: skip
+        settings = _settings_from(argv)
+        assert (settings.bootstrap_servers, settings.topic) == ("flag:1", "t"), argv
+    props = tmp_path / "client.properties"
+    props.write_text("# a comment\nclient.id=from-file\nlinger.ms=7\n")
+    settings = _settings_from(["-F", str(props), "produce", "-X", "client.id=from-x"])
+    config = settings.client_config()
+    assert (config["client.id"], config["linger.ms"]) == ("from-x", "7")  # -X after -F

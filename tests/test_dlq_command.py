@@ -131,3 +131,22 @@ def test_a_closed_pipe_ends_dlq_quietly(settings):
     assert reader.wait(timeout=60) == 141
     assert first.startswith(f"{settings.dlq_topic}[0]@0 ".encode())
     assert reader.stderr.read() == b""
+
+
+def test_limit_stops_after_n_entries_and_aborted_records_never_show(settings):
+    """Four committed entries and two written in a transaction that was aborted: a
+    read_committed reader sees the four, in order; --limit 3 prints three."""
+    aborting = Producer({"bootstrap.servers": settings.bootstrap_servers,
+                         "transactional.id": f"{settings.dlq_topic}-aborting"})  # fmt: skip
+    aborting.init_transactions(10)
+    aborting.begin_transaction()
+    for n in range(2):
+        aborting.produce(settings.dlq_topic, b"aborted", f"aborted-{n}".encode(), partition=0)
+    aborting.flush(10)  # on the topic, uncommitted
+    aborting.abort_transaction(10)
+    write(settings, [(f"kept-{n}".encode(), b"v", []) for n in range(4)])
+
+    every = cli(settings, "dlq").stdout.splitlines()
+    assert [line.split()[1] for line in every] == [f"key='kept-{n}'" for n in range(4)]
+    limited = cli(settings, "dlq", "--limit", "3").stdout.splitlines()
+    assert limited == every[:3]

@@ -217,3 +217,8 @@ def test_redrives_report_what_came_back_and_what_was_processed(settings, group):
     assert (after["sent"], after["dead_lettered_again"], after["processed"]) == (12, 4, 8)
     text = cli(settings, "dlq", "redrives", "--group", group).stdout
     assert f"{after['name']}: 12 sent · 4 dead-lettered again · 8 processed" in text
+    # A replay that fails again carries its replay_count on, so --max-replays can stop it.
+    came_back = [headers for headers in (dict(m.headers() or [])
+                 for m in read_all(settings.bootstrap_servers, settings.dlq_topic))
+                 if "redrive_id" in headers]  # fmt: skip
+    assert [headers["replay_count"] for headers in came_back] == [b"1"] * 4

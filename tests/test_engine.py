@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -151,17 +152,23 @@ if __name__ == "__main__":
 
 
 def test_the_engine_process_stops_when_the_dashboard_is_killed(settings, group, tmp_path):
-    """A dashboard killed with SIGKILL leaves no engine behind consuming for its group."""
+    """A dashboard killed with SIGKILL leaves no engine behind consuming for its group.
+    While it runs, what the engine prints goes to ~/.cache/orders-tui/engine.log, not to
+    the dashboard's terminal."""
     script = tmp_path / "dashboard.py"
     script.write_text(DASHBOARD_STAND_IN)
     dashboard = subprocess.Popen(
         [sys.executable, str(script), settings.bootstrap_servers, settings.topic,
          settings.dlq_topic, group],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "HOME": str(tmp_path)},
     )  # fmt: skip
     try:
         engine_pid = int(dashboard.stdout.readline())
         assert _alive(engine_pid)
+        log = tmp_path / ".cache" / "orders-tui" / "engine.log"
+        for fd in (1, 2):
+            assert os.readlink(f"/proc/{engine_pid}/fd/{fd}") == str(log)
         dashboard.kill()
         assert dashboard.wait(10) == -signal.SIGKILL
         deadline = time.monotonic() + 10

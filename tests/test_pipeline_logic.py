@@ -357,6 +357,39 @@ def test_lost_partitions_are_forgotten_never_committed_by_their_old_owner():
     assert (SOURCE, 0) not in clients.consumer_made.stored  # not even once acknowledged
 
 
+def test_a_revoked_partition_is_flushed_and_committed_before_it_goes():
+    """A rebalance takes partition 0 while its retry and DLQ records are unacknowledged:
+    the revoke flushes them, stores the offset past every order, and commits it
+    synchronously before letting the partition go, so its next owner redoes nothing."""
+    batch = [Record(SOURCE, 0, n, key, value) for n, (key, value) in enumerate(ORDERS)]
+    seen: dict[str, object] = {}
+
+    def then(consumer: StandInConsumer) -> bool:
+        polls = seen.setdefault("polls", 0) + 1
+        seen["polls"] = polls
+        if polls == 1:
+            assert consumer.producer.acknowledged == []  # written, not yet acknowledged
+            consumer.producer.acknowledging = True  # the broker answers a flush now
+            commits: list[tuple[bool, dict]] = []
+            commit = consumer.commit
+
+            def watched(asynchronous: bool = True) -> list[TopicPartition]:
+                commits.append((asynchronous, dict(consumer.stored)))
+                return commit(asynchronous)
+
+            consumer.commit = watched
+            consumer.on_revoke(consumer, [TopicPartition(SOURCE, 0)])
+            seen["commits"] = list(commits)  # those of the revoke alone
+            seen["acknowledged"] = len(consumer.producer.acknowledged)
+            seen["assigned"] = [(tp.topic, tp.partition) for tp in consumer.assigned]
+        return polls < 5
+
+    run([batch], then)
+    assert seen["acknowledged"] == 3  # the retry and two DLQ records
+    assert seen["commits"] == [(False, {(SOURCE, 0): 4})]  # synchronous, past all four
+    assert (SOURCE, 0) not in seen["assigned"]
+
+
 def test_a_revoked_retry_partition_waits_for_its_next_owner():
     """A retry not due yet, its partition revoked: the head is left for the next owner
     (stored at the head, not past it) and never resumed here."""
@@ -450,3 +483,50 @@ def test_a_fatal_client_error_stops_the_run_with_its_message_and_stores_nothing_
     assert seen["stored before"] == seen["consumer"].stored == {(SOURCE, 0): 1}
     assert stopped.value.exit_code == 1
     assert seen["polls"] < 200  # it stopped at once, not at the test's end
+
+
+LEFT = {(SOURCE, 2): 4411, (RETRY_1, 0): 3}  # what the group has not committed
+
+
+@pytest.mark.parametrize(
+    ("owners", "drained", "line"),
+    [
+        ({}, False, "not drained: orders[2] lag 4,411, orders-retry-1[0] lag 3"),
+        (dict.fromkeys(LEFT, "host-1@/127.0.0.1"), True,
+         "left to other live members: orders[2] (host-1@/127.0.0.1), "
+         "orders-retry-1[0] (host-1@/127.0.0.1)"),
+    ],
+)  # fmt: skip
+def test_idle_exit_waits_for_what_is_left_then_names_it_and_who_holds_it(
+    monkeypatch, owners, drained, line
+):
+    """--idle-exit with partitions the group has not committed to their end: it waits
+    (a dead member's partitions move once its session ends), then says what is left;
+    all of it held by live members is a drained exit, naming them."""
+    monkeypatch.setattr("orders_tui.kafka.consumer.DRAIN_WAIT", 0.5)
+    clients = StandIns([[Record(SOURCE, 0, 0, *ORDERS[0])]], lambda consumer: True)
+    pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
+                        EngineConfig(group="unit", exactly_once=False, instance_id="unit"),
+                        clients=clients)  # fmt: skip
+    clients.pipeline = pipeline
+    monkeypatch.setattr(pipeline, "_group_lag", lambda: LEFT)
+    monkeypatch.setattr(pipeline, "_owners", lambda: owners)
+    started = time.monotonic()
+    pipeline.run(idle_exit=0.1)
+    assert time.monotonic() - started >= 0.6  # idle 0.1 s, then the wait
+    assert (pipeline.drain.drained, pipeline.drain.describe()) == (drained, line)
+
+
+def test_consume_exits_3_when_not_drained_and_says_what_is_left(monkeypatch, capsys):
+    from orders_tui.cli import main
+    from orders_tui.kafka.consumer import DrainResult
+
+    def not_drained(self, idle_exit=None):
+        self.drain = DrainResult(False, {(SOURCE, 2): 4411})
+        return self.stats
+
+    monkeypatch.setattr(Pipeline, "run", not_drained)
+    monkeypatch.setattr("orders_tui.kafka.topics.ensure_topics", lambda *args: None)
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # pytest keeps its own
+    assert main(["consume", "--headless", "--idle-exit", "1", "-b", "stand-in:9092"]) == 3
+    assert "orders-tui: not drained: orders[2] lag 4,411" in capsys.readouterr().err

@@ -1,5 +1,9 @@
 import itertools
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +99,43 @@ def test_refused_orders_are_counted_and_exit_1_naming_the_first_error(settings, 
     assert summary["delivered"] == on_topic
     assert summary["failed"] == 400 - on_topic > 0
     assert err.startswith(f"orders-tui: {summary['failed']} orders failed: Broker: Message")
+
+
+def _run_on_a_terminal(argv: list[str]) -> tuple[str, str]:
+    """Runs orders-tui with stderr on a pseudo-terminal; returns (stdout, what the
+    terminal received)."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "orders_tui", *argv],
+                               stdout=subprocess.PIPE, stderr=terminal, text=True)  # fmt: skip
+    os.close(terminal)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the process exited and closed its end
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(controller)
+    out = process.communicate(timeout=60)[0]
+    assert process.returncode == 0
+    return out, received.decode(errors="replace")
+
+
+def test_a_progress_bar_shows_on_a_terminal_only_and_json_is_one_object(settings):
+    # 1.5 s at 100/s: the bar redraws several times while the orders go out.
+    out, terminal = _run_on_a_terminal(_produce(settings, "-n", "150", "--rate", "100"))
+    assert "producing" in terminal and "/150" in terminal
+    assert out.startswith("delivered 150, failed 0")
+    out, terminal = _run_on_a_terminal(_produce(settings, "-n", "150", "--rate", "300",
+                                                "--json"))  # fmt: skip
+    assert "producing" not in terminal
+    summary = json.loads(out)
+    assert (summary["delivered"], summary["failed"]) == (150, 0)
+    assert 0.4 < summary["seconds"] < 3
+    assert summary["rate"] == pytest.approx(150 / summary["seconds"], rel=0.05)
+    piped = subprocess.run([sys.executable, "-m", "orders_tui",
+                            *_produce(settings, "-n", "150", "--rate", "300")],
+                           capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert "producing" not in piped.stderr  # stderr piped: no bar

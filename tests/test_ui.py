@@ -6,6 +6,7 @@ import gc
 import os
 import time
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from textual.widgets._footer import FooterKey
@@ -246,3 +247,33 @@ async def test_a_repaint_between_a_trim_and_the_next_flush_never_fails():
         await pilot.press("tab")
         assert app.is_running
     assert all(not line.strip() for line in lines)
+
+
+async def test_a_pane_keeps_its_newest_500_rows_and_repaints_a_third_as_often_under_load():
+    """As the README says: each pane keeps its last 500 rows; while more than 500 events
+    a second arrive (50 and more a tick), the tables repaint every third tick, and at a
+    person's pace every tick."""
+    from orders_tui.kafka.events import OrderSeen, OrderState
+
+    app = sample_app()
+    made = iter(range(10_000))
+
+    def tick(orders: int) -> int:
+        """One tick's worth of orders; what the Orders pane shows after it."""
+        app.apply_events([OrderSeen(0, n, f"order-{n:05d}", "Lamp", 100.0, OrderState.PROCESSED)
+                          for n in (next(made) for _ in range(orders))])  # fmt: skip
+        return app.orders.row_count
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        # No await between ticks: the app's own timer cannot add a tick in between.
+        calm = [tick(10) for _ in range(6)]
+        busy = [tick(60) for _ in range(9)]
+        settled = tick(0)
+        await pilot.pause()
+        text = screen_text(app)
+    assert calm == [10, 20, 30, 40, 50, 60]
+    repaints = sum(1 for before, after in pairwise([calm[-1], *busy]) if after != before)
+    assert repaints == 3, busy
+    assert settled == 500  # 600 orders in all: the newest 500
+    assert "│ 0/599 " in text  # following the newest
+    assert next(iter(app.orders.rows_model)) == "0:100"  # the oldest kept
