@@ -76,7 +76,7 @@ def one_line(result: subprocess.CompletedProcess) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert "kafka-local" not in lines[0] and "docker" not in lines[0]
+    assert "kafka-local" not in lines[0] and "docker" not in lines[0], lines[0]
     return lines[0]
 
 
@@ -107,7 +107,7 @@ def test_a_failed_tls_handshake_points_at_the_protocol_and_the_ca(bootstrap):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     line = one_line(result)
-    assert "SSL handshake failed" in line
+    assert "SSL" in line  # librdkafka's words vary with who hangs up first
     assert "security.protocol matches the listener" in line and "ssl.ca.location" in line
     assert time.monotonic() - started < 10
 

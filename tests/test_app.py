@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from textual.pilot import Pilot
 
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.kafka.engine import Engine, EngineOptions
+from orders_tui.kafka.engine import EngineOptions
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
 from orders_tui.ui.panes.dlq import DlqPane
@@ -54,11 +54,10 @@ async def test_p_produces_orders_that_appear_and_are_counted(engine):
         await wait_for(pilot, lambda: engine.stats.consumed == 15 and orders.row_count == 15)
         await pilot.press("p")
         await wait_for(pilot, lambda: engine.stats.consumed == 30 and orders.row_count == 30)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: re.search(r"consumed\s+30\b", screen_text(app)) is not None)
         text = screen_text(app)
         assert "● connected" in text
         assert "consumer RUNNING" in text
-        assert re.search(r"consumed\s+30\b", text)
         assert re.search(r"count\s+\d+", text)
         rows = [orders.get_row_at(i) for i in range(orders.row_count)]
         produced_partitions = {int(row[0].split("/")[0]) for row in rows}  # partition/offset
@@ -78,8 +77,7 @@ async def test_space_pauses_and_resumes_consumption(engine):
         # While paused the lag grows to the 15 new orders, and none is consumed.
         await wait_for(pilot, lambda: sum(engine.lag.values()) == 15)
         assert engine.stats.consumed == 15
-        await pilot.pause(0.5)  # the Aggregates pane repaints its figures every few ticks
-        assert re.search(r"lag 15\b", screen_text(app))
+        await wait_for(pilot, lambda: re.search(r"lag 15\b", screen_text(app)) is not None)
         await pilot.press("space")
         await wait_for(pilot, lambda: engine.stats.consumed == 30)
         assert "consumer RUNNING" in screen_text(app)
@@ -119,21 +117,30 @@ def _replayed(settings, entry: DlqEntry) -> bool:
     return False
 
 
-async def test_replay_is_refused_after_max_replays():
-    engine = Engine(KafkaSettings("localhost:9092", "orders", "orders-dlq"))  # not started
-    from orders_tui.kafka.events import Notice
-
-    entry = DlqEntry("orders-dlq", 0, 7, 0, b"k", b"v",
-                     [("original_topic", b"orders"), ("replay_count", b"3")])  # fmt: skip
-    assert engine.replay(entry) is False
-    notices = [e for e in engine.events.drain() if isinstance(e, Notice)]
-    assert "replayed 3 times already" in notices[0].text
+async def test_replay_is_refused_after_max_replays(engine, settings):
+    """An entry replayed 3 times already (the default --max-replays): `r` says so on
+    screen and sends nothing to its original topic."""
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer.produce(settings.dlq_topic, b"value", b"tired-key", partition=0,
+                     headers=[("original_topic", settings.topic.encode()),
+                              ("replay_count", b"3")])  # fmt: skip
+    assert producer.flush(10) == 0
+    async with running_app(engine) as (app, pilot):
+        dlq = app.query_one(DlqPane)
+        await wait_for(pilot, lambda: dlq.row_count == 1)
+        dlq.focus()
+        await pilot.press("r")
+        refusal = f"{settings.dlq_topic}[0]@0 was replayed 3 times already (--max-replays 3)"
+        await wait_for(pilot, lambda: any(refusal in n.message for n in app._notifications))
+        await pilot.press("p")  # an order through the same producer, after the refusal
+        await wait_for(pilot, lambda: engine.produced == 15)
+    sent = read_all(settings.bootstrap_servers, settings.topic)
+    assert len(sent) == 15 and all(m.key() != b"tired-key" for m in sent)
 
 
 async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
     """Nothing listening: the app opens and says so; once a broker starts on that address
     it connects by itself."""
-    from orders_tui.kafka.config import KafkaSettings
     from tests.conftest import KAFKA_LOCAL, _free_port_pair
 
     port = _free_port_pair()

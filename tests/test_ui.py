@@ -277,3 +277,30 @@ async def test_a_pane_keeps_its_newest_500_rows_and_repaints_a_third_as_often_un
     assert settled == 500  # 600 orders in all: the newest 500
     assert "│ 0/599 " in text  # following the newest
     assert next(iter(app.orders.rows_model)) == "0:100"  # the oldest kept
+
+
+async def test_the_orders_pane_follows_the_newest_until_the_cursor_moves_up():
+    from orders_tui.kafka.events import OrderSeen, OrderState
+
+    app = sample_app()
+    made = iter(range(10_000))
+
+    def tick(orders: int) -> None:
+        app.apply_events([OrderSeen(0, n, f"order-{n:05d}", "Lamp", 100.0, OrderState.PROCESSED)
+                          for n in (next(made) for _ in range(orders))])  # fmt: skip
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        tick(40)
+        await pilot.pause()
+        assert "│ 0/39 " in screen_text(app)
+        tick(40)
+        await pilot.pause()
+        assert "│ 0/79 " in screen_text(app)  # followed
+        await pilot.press("up", "up")
+        tick(40)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "│ 0/77 " in text and "│ 0/119 " not in text  # held where the user looks
+        await pilot.press("end")
+        await pilot.pause()
+        assert "│ 0/119 " in screen_text(app)

@@ -62,10 +62,17 @@ def wait_for_metadata(
         all_down = any(e.code() == KafkaError._ALL_BROKERS_DOWN for e in errors)
         now = time.monotonic()
         if now >= deadline or (all_down and now - start >= REFUSED_GRACE_SECONDS):
-            detail = errors[-1].str() if errors else last_error
-            if "SSL handshake failed" in detail:
-                raise BrokerUnreachable(bootstrap, detail, TLS_HINT)
-            raise BrokerUnreachable(bootstrap, detail)
+            # A failed handshake may be followed by "all brokers down": name the cause.
+            handshake = next((e.str() for e in errors if _tls_failure(e.str())), "")
+            if handshake:
+                raise BrokerUnreachable(bootstrap, handshake, TLS_HINT)
+            raise BrokerUnreachable(bootstrap, errors[-1].str() if errors else last_error)
+
+
+def _tls_failure(text: str) -> bool:
+    # librdkafka says "SSL handshake failed", or, when the peer hangs up first,
+    # "Disconnected: SSL connection closed by peer (... in state SSL_HANDSHAKE)".
+    return "SSL handshake failed" in text or "state SSL_HANDSHAKE" in text
 
 
 def ensure_topics(
