@@ -45,9 +45,10 @@ browser:
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
 	  echo "make: could not install chromium: the browser tests will be skipped"
 
-# The tests start their own broker on free ports (tests/conftest.py).
+# The tests start their own broker on free ports (tests/conftest.py), one per worker:
+# two workers, since most of a Kafka test is waiting (8.6 minutes in one, 4.8 in two).
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: install broker
 	$(BIN)/python benchmarks/produce.py -b $(BOOTSTRAP)
