@@ -1,0 +1,92 @@
+"""The README's flag tables and set-up claims against what the program and the scripts
+actually take: a documented flag that `--help` does not list, or a compose file whose
+broker is not the version scripts/kafka-local runs, fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from orders_tui.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _flag_table(heading: str) -> list[str]:
+    """The flags (`-n`, `--count`) named in the first column of the table under `heading`."""
+    section = README.split(heading, 1)[1]
+    table = section.split("| flag | meaning | default |", 1)[1].split("\n\n", 1)[0]
+    flags = []
+    for row in table.strip().splitlines()[1:]:
+        first_column = row.split("|")[1]
+        flags += re.findall(r"`(--?[a-zA-Z][\w-]*)", first_column)
+    assert flags, heading
+    return flags
+
+
+def _help(capsys, *command: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("heading", "command"),
+    [
+        ("### `orders-tui produce`", ["produce"]),
+        ("### `orders-tui consume --headless`", ["consume"]),
+        ("### `orders-tui watch`", ["watch"]),
+        ("### `orders-tui dlq replay`", ["dlq", "replay"]),
+        ("## Connecting to a cluster", ["produce"]),
+        ("## Connecting to a cluster", ["consume"]),
+        ("## Connecting to a cluster", ["dlq"]),
+        ("## Connecting to a cluster", []),  # the dashboard
+    ],
+)
+def test_every_documented_flag_is_one_the_command_takes(capsys, heading, command):
+    shown = _help(capsys, *command)
+    missing = [flag for flag in _flag_table(heading) if not re.search(rf"{flag}\b", shown)]
+    assert missing == [], f"{' '.join(command) or 'the dashboard'} --help lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [  # flags the README names in its prose rather than in a table
+        ([], ["--batch-size", "--rate", "--max-replays", "--seed", "--status-topic",
+              "--control-topic", "--group", "--max-retries", "--retry-backoff"]),
+        (["serve"], ["--host", "--port", "--allow-actions", "--auth-token", "--public-url",
+                     "--group", "--max-retries", "--retry-topic-prefix", "--schema-id",
+                     "--status-topic", "--control-topic"]),
+        (["consume"], ["--status-topic", "--control-topic"]),
+        (["dlq"], ["--limit", "--schema-id", "--where", "--json"]),
+        (["dlq", "triage"], ["--where", "--json"]),
+        (["dlq", "redrives"], ["--group", "--json"]),
+        (["schema", "check"], ["--file", "--json"]),
+        (["schema", "register"], ["--file", "--json"]),
+    ],
+)  # fmt: skip
+def test_flags_named_in_the_prose_are_taken(capsys, command, flags):
+    shown = _help(capsys, *command)
+    assert [flag for flag in flags if not re.search(rf"{flag}\b", shown)] == []
+
+
+def test_help_lists_every_command(capsys):
+    shown = _help(capsys)
+    for command in ("produce", "consume", "watch", "serve", "dlq", "schema"):
+        assert re.search(rf"^\s+{command}\s", shown, re.MULTILINE), command
+
+
+def test_docker_compose_runs_the_versions_the_local_scripts_run():
+    compose = (ROOT / "docker-compose.yml").read_text()
+    pom = (ROOT / "scripts" / "kafka" / "pom.xml").read_text()
+    kafka = re.search(r"<kafka.version>(.+)</kafka.version>", pom).group(1)
+    script = (ROOT / "scripts" / "registry-local").read_text()
+    registry = re.search(r"^apicurio_version=(.+)$", script, re.MULTILINE).group(1)
+    assert f"image: apache/kafka:{kafka}\n" in compose
+    assert f"image: apicurio/apicurio-registry-mem:{registry}\n" in compose
+    assert '"9092:9092"' in compose and '"8081:8080"' in compose
+    assert f"Apache Kafka {kafka}" in README and f"apache/kafka:{kafka}" in README
