@@ -238,3 +238,17 @@ def test_connection_flags_work_before_or_after_the_command_and_the_environment_s
     settings = _settings_from(["-F", str(props), "produce", "-X", "client.id=from-x"])
     config = settings.client_config()
     assert (config["client.id"], config["linger.ms"]) == ("from-x", "7")  # -X after -F
+
+
+def test_registry_credentials_are_hidden_and_other_registry_properties_shown():
+    from orders_tui.kafka.config import RegistrySettings
+
+    registry = RegistrySettings("http://reader:url-pass@registry:8081",
+                                {"basic.auth.user.info": "reader:s3cr3t-pass",
+                                 "bearer.auth.token": "tok-abcdef",
+                                 "ssl.ca.location": "/etc/ca/registry.pem"})  # fmt: skip
+    said = registry.redact(
+        "at http://reader:url-pass@registry:8081 as reader:s3cr3t-pass (s3cr3t-pass), "
+        "token tok-abcdef, trusting /etc/ca/registry.pem"
+    )
+    assert said == "at http://registry:8081 as *** (***), token ***, trusting /etc/ca/registry.pem"

@@ -97,9 +97,11 @@ class RegistrySettings:
         return urlunsplit(parts._replace(netloc=host))
 
     def redact(self, text: str) -> str:
+        """`text` without credentials: the URL's user:password@, and the values of
+        credential properties (basic.auth.user.info, and names as for Kafka's)."""
         text = _USERINFO.sub("//", text.replace(self.url, self.shown_url))
-        for value in self.properties.values():
-            if len(value) >= 4:
+        for name, value in self.properties.items():
+            if (is_sensitive(name) or name.endswith("user.info")) and len(value) >= 4:
                 text = text.replace(value, "***")
                 text = text.replace(value.partition(":")[2] or value, "***")
         return text
