@@ -198,6 +198,44 @@ def test_a_replay_killed_mid_way_resumes_and_sends_each_record_once(settings):
     assert len(everything) - 3000 <= 500  # what the killed run's open transaction held
 
 
+def test_a_broker_restart_mid_redrive_ends_it_with_one_line_and_the_same_command_resumes(
+    own_broker, tmp_path
+):
+    """The broker stops for 3 s during a rate-limited redrive of 2,000 entries. The
+    redrive rides it out, or ends (exit 1) with one line saying how to resume: within
+    seconds of the broker's return either way, never waiting on a transactional call that
+    librdkafka may not end (seen here: send_offsets_to_transaction blocked for good, and a
+    'not coordinator' answer ended in a traceback). The same command then finishes it,
+    and each record reaches its topic once."""
+    settings = KafkaSettings(own_broker.bootstrap, "orders", "orders-dlq")
+    ensure_topics(settings, [settings.topic, settings.dlq_topic])
+    write_dlq(settings, [ours(Order(f"o-{i:05d}", "Lamp", 1500.0), "permanent", "too dear",
+                              i % 3, i, settings.topic) for i in range(2000)])  # fmt: skip
+    argv = [sys.executable, "-m", "orders_tui", "dlq", "replay", "--rate", "300", "--json",
+            "-b", settings.bootstrap_servers]  # fmt: skip
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    own_broker.stop()
+    time.sleep(3)
+    own_broker.start()
+    back = time.monotonic()
+    out, said = first.communicate(timeout=60)
+    assert time.monotonic() - back < 25  # a stuck call is given up on after 15 s
+    if first.returncode == 0:  # rode it out
+        assert json.loads(out)["sent"] == 2000
+    else:
+        assert first.returncode == 1
+        [line] = said.strip().splitlines()
+        assert "run the same command again to resume" in line, said
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    summary = json.loads(second.stdout)
+    assert summary["sent_before_resume"] + summary["sent"] == 2000
+    keys = [m.key() for m in _committed_count(settings.bootstrap_servers, settings.topic,
+                                              "read_committed")]  # fmt: skip
+    assert len(keys) == len(set(keys)) == 2000
+
+
 def test_redrives_report_what_came_back_and_what_was_processed(settings, group):
     """12 entries redriven: the 4 priced over 1000 fail again (permanent) and come back
     to the DLQ carrying the redrive's id; the 8 others are processed once the pipeline

@@ -241,6 +241,22 @@ class Transactional(Delivery):
             raise running.error
 
 
+def call_within(give_up: float, call: Callable[..., None], *args: object) -> None:
+    """Run a transactional call on a thread of its own and wait at most `give_up`
+    seconds for it (librdkafka issues 5456 and 5511: it may ignore its own timeout after
+    a broker restart). CallStuck when it has not returned; its error when it failed."""
+    running = _Call(call, args)
+    running.thread.join(give_up)
+    if not running.finished:
+        raise CallStuck(f"{call.__name__} did not return within {give_up:.0f} s")
+    if running.error is not None:
+        raise running.error
+
+
+class CallStuck(Exception):
+    """A transactional call that did not return in time; it goes on running."""
+
+
 class _Call:
     """A transactional call running on a thread of its own."""
 

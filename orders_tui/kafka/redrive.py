@@ -35,6 +35,7 @@ from orders_tui.domain.codec import Decoder, decode
 from orders_tui.domain.dlq_filter import Filter
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.delivery import CallStuck, call_within
 from orders_tui.kafka.dlq import (
     REDRIVE_ID,
     DlqEntry,
@@ -50,6 +51,11 @@ from orders_tui.visible import visible
 REDRIVE_BATCH = 500  # records a transaction
 COMMIT_EVERY = 0.5  # seconds: the longest a transaction stays open
 TRANSACTION_TIMEOUT = 30.0
+COORDINATOR_NOT_READY = frozenset({KafkaError.NOT_COORDINATOR,
+                                   KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                                   KafkaError.COORDINATOR_NOT_AVAILABLE})  # fmt: skip
+CALL_TIMEOUT = 10.0  # a commit of the redrive's transaction waits this long for the broker
+GIVE_UP = 15.0  # ... and is given up on after this, should it ignore that (call_within)
 
 
 def redrive_log_topic(dlq_topic: str) -> str:
@@ -203,6 +209,11 @@ class Redrive:
                 self._plan(consumer, resume)
             else:
                 self._send(consumer, resume)
+        except KafkaException as exc:  # the broker went away mid-way, say
+            raise UserError(
+                f"redrive {self.summary.name} stopped: {exc.args[0].str()}; nothing after "
+                "its last commit was sent: run the same command again to resume"
+            ) from None
         finally:
             consumer.close()
         self.summary.seconds = time.monotonic() - started
@@ -228,8 +239,22 @@ class Redrive:
         partitions = [TopicPartition(topic, p) for p in partitions_of(consumer, topic)]
         if not partitions:
             raise UserError(f"topic {topic!r} does not exist (nothing dead-lettered yet?)")
-        committed = consumer.committed(partitions, timeout=10)
-        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+        deadline = time.monotonic() + CALL_TIMEOUT
+        while True:
+            try:
+                committed = consumer.committed(partitions, timeout=CALL_TIMEOUT)
+                return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+            except KafkaException as exc:
+                # A broker just started or restarted answers "not coordinator" while it
+                # loads its groups: ask again for a while.
+                error: KafkaError = exc.args[0]
+                waiting = error.retriable() or error.code() in COORDINATOR_NOT_READY
+                if not waiting or time.monotonic() >= deadline:
+                    raise UserError(
+                        f"cannot read where redrive {self.summary.name} got to: {error.str()}"
+                        + ("; try again once the broker answers" if waiting else "")
+                    ) from None
+                time.sleep(0.5)
 
     def _learn_what_was_sent(self, resume: dict[int, int]) -> None:
         """Entries before the resume point that this redrive would have sent: the
@@ -361,16 +386,15 @@ class Redrive:
         topic = self.settings.dlq_topic
         try:
             if positions:
-                producer.send_offsets_to_transaction(
-                    [TopicPartition(topic, p, o) for p, o in sorted(positions.items())],
-                    consumer.consumer_group_metadata(),
-                    TRANSACTION_TIMEOUT,
-                )
-            producer.commit_transaction(TRANSACTION_TIMEOUT)
-        except KafkaException as exc:
+                call_within(GIVE_UP, producer.send_offsets_to_transaction,
+                            [TopicPartition(topic, p, o) for p, o in sorted(positions.items())],
+                            consumer.consumer_group_metadata(), CALL_TIMEOUT)  # fmt: skip
+            call_within(GIVE_UP, producer.commit_transaction, CALL_TIMEOUT)
+        except (KafkaException, CallStuck) as exc:
+            why = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
             raise UserError(
-                f"the redrive's transaction failed ({exc.args[0].str()}): nothing after the "
-                "last commit was sent; run the same command again to resume"
+                f"the redrive's transaction failed ({why}): nothing after the last commit "
+                "was sent; run the same command again to resume"
             ) from None
 
 
