@@ -9,6 +9,8 @@ import json
 import math
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Producer
@@ -150,3 +152,32 @@ def test_limit_stops_after_n_entries_and_aborted_records_never_show(settings):
     assert [line.split()[1] for line in every] == [f"key='kept-{n}'" for n in range(4)]
     limited = cli(settings, "dlq", "--limit", "3").stdout.splitlines()
     assert limited == every[:3]
+
+
+class _SilentBroker:
+    """A consumer whose broker went quiet after telling it the topic's size."""
+
+    def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions={0: None})})
+
+    def get_watermark_offsets(self, tp, timeout: float) -> tuple[int, int]:
+        return 0, 5
+
+    def assign(self, partitions) -> None:
+        pass
+
+    def consume(self, count: int, timeout: float) -> list:
+        time.sleep(0.01)
+        return []
+
+
+def test_a_scan_the_broker_stops_answering_ends_with_one_line_saying_what_to_check():
+    from orders_tui.errors import UserError
+    from orders_tui.kafka.dlq import scan_dlq
+
+    started = time.monotonic()
+    with pytest.raises(UserError) as ended:
+        list(scan_dlq(_SilentBroker(), "orders-dlq", timeout=0.3))
+    assert time.monotonic() - started < 2
+    assert str(ended.value) == ("reading 'orders-dlq': no answer from Kafka for 0.3 s; check "
+                                "that the broker is up, then run it again")  # fmt: skip
