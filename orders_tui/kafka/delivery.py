@@ -50,6 +50,8 @@ class Delivery:
 
     exactly_once: bool
     consumer_settings: dict[str, object]
+    # The last settle only ran out of time: the call goes on, and the next completes it.
+    timed_out = False
 
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
@@ -172,6 +174,7 @@ class Transactional(Delivery):
     def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
                give_up: float) -> bool:  # fmt: skip
         producer = self.producer
+        self.timed_out = False
         try:
             if not self._committing:
                 if offsets:
@@ -197,6 +200,7 @@ class Transactional(Delivery):
                     raise ProducerFailed(f"{error.str()}; the abort failed too") from None
                 raise TransactionAborted(error.str()) from None
             self.last_error = error.str()
+            self.timed_out = error.code() == KafkaError._TIMED_OUT
             return False
 
     def abort(self, timeout: float) -> bool:
