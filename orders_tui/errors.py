@@ -30,6 +30,13 @@ class KafkaRefused(UserError):
     exit_code = 1
 
 
+class KafkaInterrupted(UserError):
+    """Kafka stopped answering, or failed a call, partway through a job (a scan, a
+    redrive): one line saying how to go on, exit 1 like any unreachable broker."""
+
+    exit_code = 1
+
+
 class RegistryFailed(UserError):
     """The schema registry refused a schema, or could not be reached."""
 

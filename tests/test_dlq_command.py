@@ -179,5 +179,6 @@ def test_a_scan_the_broker_stops_answering_ends_with_one_line_saying_what_to_che
     with pytest.raises(UserError) as ended:
         list(scan_dlq(_SilentBroker(), "orders-dlq", timeout=0.3))
     assert time.monotonic() - started < 2
+    assert ended.value.exit_code == 1  # Kafka's doing, not a bad flag (2)
     assert str(ended.value) == ("reading 'orders-dlq': no answer from Kafka for 0.3 s; check "
                                 "that the broker is up, then run it again")  # fmt: skip

@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from orders_tui.domain.codec import DecodeError, Decoder, WriterSchemaUnavailable, decode
 from orders_tui.domain.failure import FAILURE_HEADER_PREFIXES, Failure, read_failure, text
 from orders_tui.domain.order import Order
-from orders_tui.errors import UserError
+from orders_tui.errors import KafkaInterrupted
 from orders_tui.json_output import bytes_json
 from orders_tui.kafka.config import KafkaSettings, plain_reader
 
@@ -293,7 +293,7 @@ def scan_dlq(
             return
         messages: Sequence[Message] = consumer.consume(1000, 0.2)
         if not messages and time.monotonic() > idle_deadline:
-            raise UserError(f"reading {topic!r}: no answer from Kafka for {timeout:g} s; "
+            raise KafkaInterrupted(f"reading {topic!r}: no answer from Kafka for {timeout:g} s; "
                             "check that the broker is up, then run it again")  # fmt: skip
         for msg in messages:
             partition = msg.partition()
@@ -302,7 +302,7 @@ def scan_dlq(
                 if error.code() == KafkaError._PARTITION_EOF:  # the readable end (LSO)
                     remaining.discard(partition)
                     continue
-                raise UserError(f"reading {topic!r}: {error.str()}")
+                raise KafkaInterrupted(f"reading {topic!r}: {error.str()}")
             if partition not in remaining:
                 continue
             idle_deadline = time.monotonic() + timeout

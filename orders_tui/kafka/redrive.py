@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from orders_tui import json_output
 from orders_tui.domain.codec import Decoder, decode
 from orders_tui.domain.dlq_filter import Filter
-from orders_tui.errors import UserError
+from orders_tui.errors import KafkaInterrupted, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.delivery import CallStuck, call_within
 from orders_tui.kafka.dlq import (
@@ -80,7 +80,7 @@ def ensure_redrive_log(settings: KafkaSettings) -> None:
             future.result()
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise UserError(f"cannot create the redrive log {topic!r}: "
+                raise KafkaInterrupted(f"cannot create the redrive log {topic!r}: "
                                 f"{exc.args[0].str()}") from None  # fmt: skip
 
 
@@ -210,7 +210,7 @@ class Redrive:
             else:
                 self._send(consumer, resume)
         except KafkaException as exc:  # the broker went away mid-way, say
-            raise UserError(
+            raise KafkaInterrupted(
                 f"redrive {self.summary.name} stopped: {exc.args[0].str()}; nothing after "
                 "its last commit was sent: run the same command again to resume"
             ) from None
@@ -250,7 +250,7 @@ class Redrive:
                 error: KafkaError = exc.args[0]
                 waiting = error.retriable() or error.code() in COORDINATOR_NOT_READY
                 if not waiting or time.monotonic() >= deadline:
-                    raise UserError(
+                    raise KafkaInterrupted(
                         f"cannot read where redrive {self.summary.name} got to: {error.str()}"
                         + ("; try again once the broker answers" if waiting else "")
                     ) from None
@@ -325,7 +325,7 @@ class Redrive:
         try:
             producer.init_transactions(TRANSACTION_TIMEOUT)  # aborts what a crash left
         except KafkaException as exc:
-            raise UserError(
+            raise KafkaInterrupted(
                 f"cannot start the redrive's transactions: {exc.args[0].str()}"
             ) from None
         topic = self.settings.dlq_topic
@@ -392,7 +392,7 @@ class Redrive:
             call_within(GIVE_UP, producer.commit_transaction, CALL_TIMEOUT)
         except (KafkaException, CallStuck) as exc:
             why = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
-            raise UserError(
+            raise KafkaInterrupted(
                 f"the redrive's transaction failed ({why}): nothing after the last commit "
                 "was sent; run the same command again to resume"
             ) from None
