@@ -236,6 +236,35 @@ def test_a_broker_restart_mid_redrive_ends_it_with_one_line_and_the_same_command
     assert len(keys) == len(set(keys)) == 2000
 
 
+def test_ctrl_c_stops_a_redrive_at_once_and_the_same_command_resumes_it(settings):
+    """^C during a rate-limited redrive (200/s) stops it within a second, not at the end
+    of the 1,000 entries it read in one batch; the same command sends the rest, each
+    record once."""
+    write_dlq(settings, [ours(Order(f"o-{i:05d}", "Lamp", 1500.0), "permanent", "too dear",
+                              i % 3, i, settings.topic) for i in range(1000)])  # fmt: skip
+    argv = [sys.executable, "-m", "orders_tui", "dlq", "replay", "--rate", "200", "--json",
+            "-b", settings.bootstrap_servers, "--topic", settings.topic,
+            "--dlq-topic", settings.dlq_topic]  # fmt: skip
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(_committed_count(settings.bootstrap_servers, settings.topic,
+                               "read_committed")) < 100:  # fmt: skip
+        assert time.monotonic() < deadline and first.poll() is None, "no progress"
+        time.sleep(0.1)
+    first.send_signal(signal.SIGINT)
+    asked = time.monotonic()
+    out, said = first.communicate(timeout=30)
+    assert time.monotonic() - asked < 1.5, said
+    stopped = json.loads(out)
+    assert stopped["cancelled"] is True and 100 <= stopped["sent"] < 1000
+    resumed = json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                                        check=True).stdout)  # fmt: skip
+    assert resumed["sent_before_resume"] + resumed["sent"] == 1000
+    keys = [m.key() for m in _committed_count(settings.bootstrap_servers, settings.topic,
+                                              "read_committed")]  # fmt: skip
+    assert len(keys) == len(set(keys)) == 1000
+
+
 def test_redrives_report_what_came_back_and_what_was_processed(settings, group):
     """12 entries redriven: the 4 priced over 1000 fail again (permanent) and come back
     to the DLQ carrying the redrive's id; the 8 others are processed once the pipeline

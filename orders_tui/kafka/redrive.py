@@ -335,6 +335,8 @@ class Redrive:
         start = time.monotonic()
         producer.begin_transaction()
         for entry in scan_dlq(consumer, topic, resume, self.decoder, self.progress, self.cancel):
+            if self.cancel.is_set():  # at once: the scan looks only between its batches
+                break
             positions[entry.partition] = entry.offset + 1
             if self.where(entry) and self._count(entry) == "send":
                 if self.rate:
