@@ -170,6 +170,15 @@ def _committed_count(bootstrap: str, topic: str, isolation: str) -> list:
     return records
 
 
+def _wait_until_sent(settings, count: int, redrive: subprocess.Popen) -> None:
+    """Until `count` records of a running redrive are committed on its target topic."""
+    deadline = time.monotonic() + 30
+    while len(_committed_count(settings.bootstrap_servers, settings.topic,
+                               "read_committed")) < count:  # fmt: skip
+        assert time.monotonic() < deadline and redrive.poll() is None, "no progress"
+        time.sleep(0.1)
+
+
 def test_a_replay_killed_mid_way_resumes_and_sends_each_record_once(settings):
     """kill -9 during a rate-limited redrive of 3,000 entries (400/s: 7.5 s), then the
     same command: a read_committed reader sees each once; what the killed run left
@@ -180,11 +189,7 @@ def test_a_replay_killed_mid_way_resumes_and_sends_each_record_once(settings):
             "-b", settings.bootstrap_servers, "--topic", settings.topic,
             "--dlq-topic", settings.dlq_topic]  # fmt: skip
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while len(_committed_count(settings.bootstrap_servers, settings.topic,
-                               "read_committed")) < 600:  # fmt: skip
-        assert time.monotonic() < deadline and first.poll() is None, "no progress"
-        time.sleep(0.2)
+    _wait_until_sent(settings, 600, first)
     first.send_signal(signal.SIGKILL)
     assert first.wait(10) == -9
     second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -246,11 +251,7 @@ def test_ctrl_c_stops_a_redrive_at_once_and_the_same_command_resumes_it(settings
             "-b", settings.bootstrap_servers, "--topic", settings.topic,
             "--dlq-topic", settings.dlq_topic]  # fmt: skip
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while len(_committed_count(settings.bootstrap_servers, settings.topic,
-                               "read_committed")) < 100:  # fmt: skip
-        assert time.monotonic() < deadline and first.poll() is None, "no progress"
-        time.sleep(0.1)
+    _wait_until_sent(settings, 100, first)
     first.send_signal(signal.SIGINT)
     asked = time.monotonic()
     out, said = first.communicate(timeout=30)
