@@ -29,15 +29,21 @@ PROG = "orders-tui"
 
 
 def _number(
-    convert: type[int] | type[float], minimum: float = -math.inf, above: bool = False
+    convert: type[int] | type[float],
+    minimum: float = -math.inf,
+    above: bool = False,
+    maximum: float = math.inf,
 ) -> Callable[[str], int | float]:
     """An argparse type: a finite number (whole with int) of at least, or above,
-    `minimum`. NaN and infinity are refused: either would switch a rule or a limit off
-    (`--permanent-above nan` lets every price through)."""
+    `minimum`, and at most `maximum`. NaN and infinity are refused: either would switch a
+    rule or a limit off (`--permanent-above nan` lets every price through)."""
     kind = "a whole number" if convert is int else "a number"
-    bound = (
-        f" above {minimum:g}" if above else (f" {minimum:g} or more" if minimum > -math.inf else "")
-    )
+    if maximum < math.inf:
+        bound = f" from {minimum:g} to {maximum:g}"
+    elif above:
+        bound = f" above {minimum:g}"
+    else:
+        bound = f" {minimum:g} or more" if minimum > -math.inf else ""
 
     def parse(text: str) -> int | float:
         try:
@@ -46,7 +52,7 @@ def _number(
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if not (value > minimum if above else value >= minimum):
+        if not (value > minimum if above else value >= minimum) or value > maximum:
             raise argparse.ArgumentTypeError(f"expected {kind}{bound}, got {text}")
         return value
 
@@ -618,7 +624,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     web = p.add_argument_group("web")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on "
                      "(default %(default)s; 0.0.0.0: every interface, with a warning)")  # fmt: skip
-    web.add_argument("--port", type=_number(int, 1), default=8000,
+    web.add_argument("--port", type=_number(int, 1, maximum=65535), default=8000,
                      help="port (default %(default)s)")  # fmt: skip
     web.add_argument(
         "--auth-token", default=os.environ.get("ORDERS_TUI_AUTH_TOKEN") or None,

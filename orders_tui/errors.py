@@ -37,6 +37,12 @@ class KafkaInterrupted(UserError):
     exit_code = 1
 
 
+class CannotServe(UserError):
+    """`orders-tui serve` cannot listen where it was told (the port is taken, say)."""
+
+    exit_code = 1
+
+
 class RegistryFailed(UserError):
     """The schema registry refused a schema, or could not be reached."""
 

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from textual_serve.server import Server
 
+from orders_tui.errors import CannotServe
 from orders_tui.kafka.config import REGISTRY_PREFIX, KafkaSettings
 
 TOKEN_COOKIE = "orders_tui_token"
@@ -130,8 +131,14 @@ class DashboardServer(Server):
         loop.add_signal_handler(signal.SIGINT, self.request_exit)
         loop.add_signal_handler(signal.SIGTERM, self.request_exit)
         # aiohttp calls `print` once every socket listens: the line says it can be opened.
-        web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False,
-                    loop=loop, print=lambda _banner: self._announce())  # fmt: skip
+        try:
+            web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False,
+                        loop=loop, print=lambda _banner: self._announce())  # fmt: skip
+        except OSError as exc:  # taken, or an address this machine does not have
+            raise CannotServe(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}; choose "
+                "another --port (or --host)"
+            ) from None
 
     def _announce(self) -> None:
         access = "a token" if self.token else "no token"

@@ -195,3 +195,30 @@ def test_an_address_beyond_this_machine_is_served_with_a_warning(settings, group
         f"orders-tui: warning: listening on 0.0.0.0: anyone who can reach port {served.port} "
         "can see the data"
     )
+
+
+def test_a_port_it_cannot_listen_on_is_one_line_and_leaves_no_properties_file(settings, tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    serve = [sys.executable, "-m", "orders_tui", "serve", "-b", settings.bootstrap_servers,
+             "--topic", settings.topic, "--dlq-topic", settings.dlq_topic]  # fmt: skip
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the properties file would go
+    try:
+        done = subprocess.run([*serve, "--port", str(port)], capture_output=True, text=True,
+                              timeout=60, env=env)  # fmt: skip
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"orders-tui: cannot listen on 127.0.0.1:{port}: error while attempting to bind on "
+        f"address ('127.0.0.1', {port}): address already in use; choose another --port (or "
+        "--host)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+    bad = subprocess.run([*serve, "--port", "99999"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines()[-1].endswith(
+        "argument --port: expected a whole number from 1 to 65535, got 99999"
+    )
