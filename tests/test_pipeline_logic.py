@@ -586,3 +586,33 @@ def test_a_slow_transaction_commit_is_a_failure_only_once_it_lasts(monkeypatch, 
     if not said:
         assert clients.producer_made.commits > 0  # it went through in the end
         assert [t for t, *_ in clients.producer_made.acknowledged] == [RETRY_1, DLQ, DLQ]
+
+
+def _stats(state_for_seconds: float) -> str:
+    """librdkafka's statistics: one broker UP for that long (`stateage`, microseconds)."""
+    broker = {"source": "learned", "state": "UP", "stateage": int(state_for_seconds * 1e6)}
+    return json.dumps({"brokers": {"127.0.0.1:9092/1": broker}})
+
+
+def test_one_outage_is_one_loss_even_when_the_producer_hears_of_it_first():
+    """The producer's error callback says all brokers are down while the consumer's
+    statistics still show its old connection up: that is not a restore (a broker
+    stopped once was counted as two losses, with a 'restored' line between). A
+    connection up since the loss is."""
+    said: list[str] = []
+    pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
+                        EngineConfig(group="unit", exactly_once=True, instance_id="unit"),
+                        clients=StandIns([], lambda consumer: False),
+                        on_report=said.append)  # fmt: skip
+    down = KafkaError(KafkaError._ALL_BROKERS_DOWN)
+    pipeline._on_producer_error(down)
+    pipeline._on_stats(_stats(600.0))  # the consumer's connection, up for ten minutes
+    pipeline._on_error(down)  # ... which it now notices is gone
+    assert pipeline.stats.connection_losses == 1
+    assert not any("restored" in line for line in said), said
+    time.sleep(0.3)
+    pipeline._on_stats(_stats(0.1))  # reconnected after the loss
+    assert pipeline.stats.connection_losses == 1
+    assert len(said) == 2, said
+    assert said[0].startswith("lost the connection to Kafka at stand-in:9092")
+    assert said[1].startswith("connection to Kafka restored after")

@@ -1107,10 +1107,15 @@ class Pipeline:
         if self._down_since is None:
             return
         brokers = json.loads(stats_json).get("brokers", {})
-        # Any real connection up: a bootstrap broker (node -1) may be the first, and the
-        # learned ones can stay away until the next metadata refresh.
-        if any(b.get("source") != "logical" and b.get("state") == "UP" for b in brokers.values()):
-            down_for = time.monotonic() - self._down_since
+        now = time.monotonic()
+        # Any real connection that came up since the loss: a bootstrap broker (node -1)
+        # may be the first, and the learned ones can stay away until the next metadata
+        # refresh. One up since before it is the consumer's not yet noticed down, when the
+        # producer noticed first (`stateage`: microseconds in that state).
+        if any(b.get("source") != "logical" and b.get("state") == "UP"
+               and now - b.get("stateage", 0) / 1e6 > self._down_since
+               for b in brokers.values()):  # fmt: skip
+            down_for = now - self._down_since
             self._down_since = None
             self.stats.seconds_disconnected += down_for
             if self._reported_down:  # "back" follows every "lost" that was said
