@@ -616,3 +616,19 @@ def test_one_outage_is_one_loss_even_when_the_producer_hears_of_it_first():
     assert len(said) == 2, said
     assert said[0].startswith("lost the connection to Kafka at stand-in:9092")
     assert said[1].startswith("connection to Kafka restored after")
+
+
+def test_an_outage_only_the_producer_saw_ends_once_the_old_connection_stays_up(monkeypatch):
+    """The producer said all brokers were down; the consumer's connection, older than
+    that, stays up: after STALE_UP_GRACE it is taken as the restore, so commits (held
+    while Kafka is away) never wait for good."""
+    monkeypatch.setattr("orders_tui.kafka.consumer.STALE_UP_GRACE", 0.3)
+    pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
+                        EngineConfig(group="unit", exactly_once=True, instance_id="unit"),
+                        clients=StandIns([], lambda consumer: False))  # fmt: skip
+    pipeline._on_producer_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    pipeline._on_stats(_stats(600.0))
+    assert pipeline._down_since is not None  # not yet: the consumer may not have noticed
+    time.sleep(0.4)
+    pipeline._on_stats(_stats(600.4))
+    assert pipeline._down_since is None and pipeline.stats.connection_losses == 1

@@ -110,6 +110,7 @@ SHUTDOWN_SECONDS = 4.0  # a stop finishes within this, broker or not (`q`: see E
 REGISTRY_RETRY_SECONDS = 1.0
 REPORT_EVERY = 5.0  # seconds between two reports of the same kind (outage, commit failure)
 SLOW_COMMIT_GRACE = 5.0  # a transaction's commit still not done after this is a failure
+STALE_UP_GRACE = 3.0  # seconds a connection older than a loss is not taken for a restore
 DRAIN_CHECK_EVERY = 1.0
 # --idle-exit: how long to wait for partitions held by members that may be dead (their
 # session must expire before the partitions move) before saying what is not drained.
@@ -1108,12 +1109,14 @@ class Pipeline:
             return
         brokers = json.loads(stats_json).get("brokers", {})
         now = time.monotonic()
-        # Any real connection that came up since the loss: a bootstrap broker (node -1)
-        # may be the first, and the learned ones can stay away until the next metadata
-        # refresh. One up since before it is the consumer's not yet noticed down, when the
-        # producer noticed first (`stateage`: microseconds in that state).
+        # Any real connection up: a bootstrap broker (node -1) may be the first, and the
+        # learned ones can stay away until the next metadata refresh. One up since before
+        # the loss (`stateage`: microseconds in that state) may be the consumer's, not yet
+        # noticed down when the producer noticed first: it counts only once it has stayed
+        # up for STALE_UP_GRACE past the loss (then the outage was the producer's alone).
+        settled = now - self._down_since > STALE_UP_GRACE
         if any(b.get("source") != "logical" and b.get("state") == "UP"
-               and now - b.get("stateage", 0) / 1e6 > self._down_since
+               and (settled or now - b.get("stateage", 0) / 1e6 > self._down_since)
                for b in brokers.values()):  # fmt: skip
             down_for = now - self._down_since
             self._down_since = None
