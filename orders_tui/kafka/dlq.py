@@ -293,8 +293,8 @@ def scan_dlq(
             return
         messages: Sequence[Message] = consumer.consume(1000, 0.2)
         if not messages and time.monotonic() > idle_deadline:
-            raise KafkaInterrupted(f"reading {topic!r}: no answer from Kafka for {timeout:g} s; "
-                            "check that the broker is up, then run it again")  # fmt: skip
+            raise KafkaInterrupted(f"reading {topic!r}: no answer from Kafka for {timeout:g} "
+                                   "s; check that the broker is up, then run it again")  # fmt: skip
         for msg in messages:
             partition = msg.partition()
             error = msg.error()

@@ -81,7 +81,7 @@ def ensure_redrive_log(settings: KafkaSettings) -> None:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaInterrupted(f"cannot create the redrive log {topic!r}: "
-                                f"{exc.args[0].str()}") from None  # fmt: skip
+                                       f"{exc.args[0].str()}") from None  # fmt: skip
 
 
 def read_redrive_log(settings: KafkaSettings) -> dict[str, dict]:
