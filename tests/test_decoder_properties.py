@@ -190,3 +190,75 @@ def test_nan_and_infinite_prices_are_dead_lettered_with_a_reason():
             assert outcome == "dead_lettered" and "not a finite number" in reason
         else:
             assert outcome == "dead_lettered" and reason
+
+
+@st.composite
+def nested_types(draw, depth: int = 0, names: list | None = None):
+    """A random Avro type: primitives, enums, fixed, arrays, maps, ["null", T] unions and
+    records, nested up to 3 deep; `names` keeps the named types' names unique."""
+    names = names if names is not None else []
+    leaves = [*AVRO_TYPES, "enum", "fixed"]
+    composite = ["array", "map", "union", "record"] if depth < 3 else []
+    kind = draw(st.sampled_from(leaves + composite))
+    if kind in AVRO_TYPES:
+        return kind
+    if kind in ("enum", "fixed", "record"):
+        names.append(f"T{len(names)}")
+    if kind == "enum":
+        symbols = ["A", "B", "C"][: draw(st.integers(1, 3))]
+        return {"type": "enum", "name": names[-1], "symbols": symbols}
+    if kind == "fixed":
+        return {"type": "fixed", "name": names[-1], "size": draw(st.integers(0, 4))}
+    if kind == "array":
+        return {"type": "array", "items": draw(nested_types(depth + 1, names))}
+    if kind == "map":
+        return {"type": "map", "values": draw(nested_types(depth + 1, names))}
+    if kind == "union":
+        inner = draw(nested_types(depth + 1, names))
+        return ["null", inner] if inner != "null" and not isinstance(inner, list) else ["null"]
+    name = names[-1]
+    count = draw(st.integers(0, 3))
+    return {"type": "record", "name": name,
+            "fields": [{"name": f"f{i}", "type": draw(nested_types(depth + 1, names))}
+                       for i in range(count)]}  # fmt: skip
+
+
+@st.composite
+def nested_fields(draw):
+    names: list[str] = []  # one list: named types are named once in a schema
+    return [{"name": f"x{i}", "type": draw(nested_types(0, names))}
+            for i in range(draw(st.integers(1, 3)))]  # fmt: skip
+
+
+@PROPERTY
+@given(
+    nested_fields(),
+    st.permutations(range(4)),
+    st.sampled_from(["null", "deflate", "bzip2", "xz"]),
+    st.randoms(use_true_random=False),
+)
+def test_containers_with_nested_fields_read_as_fastavro_reads_them(extra_fields, order, codec, rng):
+    """What the bounded reader of foreign writer schemas skips and reads, against
+    fastavro on data it wrote itself (nothing hostile): the same order or the same refusal."""
+    import fastavro.utils
+
+    fields = [
+        {"name": "orderId", "type": "string"},
+        {"name": "product", "type": ["null", "string"]},
+        {"name": "price", "type": "float"},
+        {"name": "nested", "type": {"type": "record", "name": "Extra", "fields": extra_fields}},
+    ]
+    schema = fastavro.parse_schema(
+        {"type": "record", "name": "Order", "fields": [fields[i] for i in order]}
+    )
+    import random as random_module
+
+    state = random_module.getstate()
+    random_module.seed(rng.random())
+    try:
+        record = next(iter(fastavro.utils.generate_many(schema, 1)))
+    finally:
+        random_module.setstate(state)
+    buf = io.BytesIO()
+    fastavro.writer(buf, schema, [record], codec=codec, sync_interval=1 << 30)
+    check(buf.getvalue())

@@ -15,6 +15,8 @@ schema resolution against `schemas/order.avsc`: the record's name must match (it
 unqualified name, or an alias), fields are matched by name, extra writer fields are
 skipped, int/long/float promote to double, and a reader field the writer lacks needs a
 default. Anything else, another record type included, is a DecodeError saying which.
+Whoever writes to the topic chooses that schema, so such records are read within limits
+(untrusted_avro.py), never by fastavro.
 """
 
 from __future__ import annotations
@@ -23,15 +25,24 @@ import enum
 import io
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple, Protocol
 
 import fastavro
-from fastavro.read import SchemaResolutionError
-from fastavro.schema import parse_schema, to_parsing_canonical_form
+from fastavro.schema import parse_schema
 
 from orders_tui.domain.order import Order
 from orders_tui.domain.schema import order_schema
+from orders_tui.domain.untrusted_avro import (
+    Node,
+    OrderFieldsReader,
+    SchemaMismatch,
+    Truncated,
+    UntrustedAvroError,
+    compile_schema,
+    parse_schema_text,
+    read_container,
+)
 
 CONTAINER_MAGIC = b"Obj\x01"
 CONFLUENT_MAGIC = 0
@@ -259,7 +270,7 @@ class Decoder:
         self.schema_ids = set(schema_ids)
         self.source = source
         self.seen: Counter[int] = Counter()
-        self._writers: dict[int, tuple[WriterSchema, dict]] = {}  # found, parsed
+        self._writers: dict[int, tuple[WriterSchema, ForeignReader]] = {}
 
     def __call__(self, data: bytes | None) -> Order:
         if not data:
@@ -307,17 +318,13 @@ class Decoder:
             if order is not None:
                 return order
             return _decode_schemaless(data, CONFLUENT_HEADER.size, "Confluent-framed Avro")
-        writer, parsed = found
-        buf = io.BytesIO(data)
-        buf.seek(CONFLUENT_HEADER.size)
-        what = writer.describe(schema_id)
-        record = _read_resolved(parsed, lambda: fastavro.schemaless_reader(buf, parsed, _PARSED),
-                                what)  # fmt: skip
-        if buf.tell() != len(data):
+        writer, reader = found
+        order, end = reader(data, CONFLUENT_HEADER.size, writer.describe(schema_id))
+        if end != len(data):
             raise DecodeError(
-                f"not an Order ({what}): {len(data) - buf.tell()} bytes left over after the record"
+                f"not an Order ({writer.describe(schema_id)}): {len(data) - end} bytes left "
+                "over after the record"
             )
-        order = _to_order(record)
         self.seen[schema_id] += 1
         return order
 
@@ -332,15 +339,15 @@ class Decoder:
             "and without a schema registry (--schema-registry) cannot read another id"
         )
 
-    def _writer_schema(self, schema_id: int) -> tuple[WriterSchema, dict] | None:
+    def _writer_schema(self, schema_id: int) -> tuple[WriterSchema, ForeignReader] | None:
         if schema_id not in self._writers:
             found = self.source.writer_schema(schema_id) if self.source is not None else None
             if found is None:
                 return None
-            parsed = parse_schema(found.schema)
-            if to_parsing_canonical_form(parsed) == _OUR_CANONICAL:
+            reader = ForeignReader(found.schema, found.describe(schema_id))
+            if reader.is_ours:
                 self.schema_ids.add(schema_id)
-            self._writers[schema_id] = (found, parsed)
+            self._writers[schema_id] = (found, reader)
         return self._writers[schema_id]
 
     def sharing_schemas(self) -> Decoder:
@@ -373,9 +380,6 @@ class Decoder:
         return labels
 
 
-_OUR_CANONICAL = to_parsing_canonical_form(_PARSED)
-
-
 decode = Decoder()
 
 
@@ -396,43 +400,95 @@ def _decode_schemaless(data: bytes, start: int, what: str) -> Order:
 
 def _decode_container(data: bytes) -> Order:
     try:
-        writer = fastavro.reader(io.BytesIO(data)).writer_schema
-        records = _read_resolved(
-            writer, lambda: list(fastavro.reader(io.BytesIO(data), reader_schema=_PARSED))
-        )
-    except EOFError:
-        raise DecodeError("truncated Avro container file") from None
-    except StopIteration:
-        raise DecodeError("truncated Avro container file") from None
-    if len(records) != 1:
-        raise DecodeError(f"Avro container file holds {len(records)} records, expected 1")
-    return _to_order(records[0])
+        container = read_container(data)
+    except Truncated:
+        raise DecodeError("not an Order (container): truncated Avro container file") from None
+    except UntrustedAvroError as exc:
+        raise DecodeError(f"not an Order (container): {exc}") from None
+    if container.record_count != 1:
+        raise DecodeError(f"Avro container file holds {container.record_count} records, expected 1")
+    block = next(block for count, block in container.blocks if count)
+    order, _ = _container_reader(container.schema_text)(block, 0, "container")
+    return order
 
 
 _READER_NAME = _PARSED["name"]  # full name, orders_tui.Order
 _READER_NAMES = {_READER_NAME.rpartition(".")[2], *_PARSED.get("aliases", [])}
+_WANTED = {"orderId": "string", "product": "string", "price": "double"}
+_OUR_LAYOUT = _fields(_PARSED)
 
 
-def _read_resolved(writer: object, read: Callable[[], object], what: str = "") -> object:
-    """`read()` with the writer schema resolved against ours; a schema that cannot be
-    resolved is a DecodeError naming the writer's type (and `what`: its schema id)."""
-    name = writer.get("name", "") if isinstance(writer, dict) else ""
-    of = f" ({what})" if what else ""
-    if not isinstance(writer, dict) or writer.get("type") != "record":
-        kind = writer.get("type") if isinstance(writer, dict) else writer
-        raise DecodeError(f"not an Order{of}: its writer schema is {_short(kind)}, not a record")
-    if name.rpartition(".")[2] not in _READER_NAMES and name not in _READER_NAMES:
-        raise DecodeError(
-            f"not an Order{of}: written as record {name!r}, which is not {_READER_NAME} "
-            "or an alias of it"
-        )
-    try:
-        return read()
-    except SchemaResolutionError as exc:
-        raise DecodeError(
-            f"not an Order{of}: its writer schema {name} cannot be read as {_READER_NAME} "
-            f"({_short(exc)})"
-        ) from None
+class ForeignReader:
+    """Reads orders written with a writer schema someone else chose, within the limits of
+    untrusted_avro.py. A schema that cannot be read as ours is refused when first used,
+    with the reason; one laid out as ours takes the fast decoder."""
+
+    def __init__(self, schema: object, what: str) -> None:
+        self.refusal: str | None = None
+        self.is_ours = False
+        self._fields: OrderFieldsReader | None = None
+        of = f" ({what})"
+        try:
+            root = compile_schema(schema)
+        except UntrustedAvroError as exc:
+            self.refusal = f"not an Order{of}: {exc}"
+            return
+        if root.kind != "record":
+            self.refusal = f"not an Order{of}: its writer schema is {root.kind}, not a record"
+            return
+        if root.name.rpartition(".")[2] not in _READER_NAMES and root.name not in _READER_NAMES:
+            self.refusal = (f"not an Order{of}: written as record {root.name!r}, which is not "
+                            f"{_READER_NAME} or an alias of it")  # fmt: skip
+            return
+        self.is_ours = _layout(root) == _OUR_LAYOUT and _DIRECT
+        try:
+            self._fields = OrderFieldsReader(root, _WANTED, _READER_NAME)
+        except SchemaMismatch as exc:
+            self.refusal = (f"not an Order{of}: its writer schema {root.name} cannot be read "
+                            f"as {_READER_NAME} ({exc})")  # fmt: skip
+
+    def __call__(self, data: bytes, start: int, what: str) -> tuple[Order, int]:
+        """The order at `start`, and the position after it."""
+        if self.refusal is not None:
+            raise DecodeError(self.refusal)
+        if self.is_ours:
+            order = _decode_direct(data, start)  # None unless the record ends the data
+            if order is not None:
+                return order, len(data)
+        try:
+            values, end = self._fields(data, start)
+        except SchemaMismatch as exc:
+            raise DecodeError(f"not an Order ({what}): its writer schema cannot be read as "
+                              f"{_READER_NAME} ({exc})") from None  # fmt: skip
+        except Truncated:
+            raise DecodeError(
+                f"truncated or not an Order ({what}): the value ends mid-record"
+            ) from None
+        except UntrustedAvroError as exc:
+            raise DecodeError(f"not an Order ({what}): {exc}") from None
+        return _to_order(values), end
+
+
+def _layout(root: Node) -> list[tuple[str, str]]:
+    return [(name, node.kind) for name, node in root.fields]
+
+
+_CONTAINER_READERS: dict[str, ForeignReader] = {}
+_MAX_CONTAINER_READERS = 64
+
+
+def _container_reader(schema_text: str) -> ForeignReader:
+    """The reader for a container's writer schema, compiled once per schema text."""
+    reader = _CONTAINER_READERS.get(schema_text)
+    if reader is None:
+        try:
+            reader = ForeignReader(parse_schema_text(schema_text), "container")
+        except UntrustedAvroError as exc:
+            raise DecodeError(f"not an Order (container): {exc}") from None
+        if len(_CONTAINER_READERS) >= _MAX_CONTAINER_READERS:
+            _CONTAINER_READERS.pop(next(iter(_CONTAINER_READERS)))
+        _CONTAINER_READERS[schema_text] = reader
+    return reader
 
 
 def _short(detail: object, limit: int = 160) -> str:
