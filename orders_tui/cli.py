@@ -539,11 +539,19 @@ def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
     )
     engine = EngineProcess(settings, options=options)
     engine.start()
+    app = OrdersApp(engine)
     try:
-        OrdersApp(engine).run()
+        app.run()
     finally:
         engine.stop()
-    return 0
+    if engine.ended is not None:
+        from orders_tui.visible import visible
+
+        first, *log_lines = engine.ended.splitlines()
+        print(f"{PROG}: {visible(first)}", file=sys.stderr)
+        for line in log_lines:
+            print(f"  {visible(line)}", file=sys.stderr)
+    return app.return_code or 0
 
 
 def _add_fleet_watch_flags(p: argparse.ArgumentParser) -> None:

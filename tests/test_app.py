@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -198,3 +200,24 @@ async def test_shift_p_streams_orders_until_pressed_again(engine):
         await pilot.pause(1.5)
         assert engine.produced == stopped_at
         assert "streaming" not in screen_text(app)
+
+
+async def test_an_engine_that_dies_is_shown_within_a_second_and_q_exits_non_zero(engine):
+    """A crash (here a SIGSEGV, as a C library's bug would give) leaves the dashboard
+    without its pipeline: it says so and how, keys that need the engine say why they do
+    nothing, and quitting reports the failure."""
+    async with running_app(engine) as (app, pilot):
+        os.kill(engine.pid, signal.SIGSEGV)
+        killed = time.monotonic()
+        await wait_for(pilot, lambda: "engine stopped" in screen_text(app), timeout=5)
+        assert time.monotonic() - killed < 1.5  # a second, and the tick that shows it
+        text = screen_text(app)
+        assert "consumer STOPPED" in text and "RUNNING" not in text
+        assert "The engine process ended (killed by SIGSEGV)" in text
+        assert "engine.log:" in text and "Fatal Python error: Segmentation fault" in text
+        await pilot.press("p")
+        await wait_for(
+            pilot, lambda: any("the engine has stopped" in n.message for n in app._notifications)
+        )
+        await pilot.press("q")
+    assert app.return_code == 1

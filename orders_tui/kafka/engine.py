@@ -86,6 +86,7 @@ class EngineBase:
     pipeline; `Observer` (observer.py) a view of a fleet that consumes elsewhere."""
 
     fleet: Fleet | None = None  # a local engine shows its own figures
+    ended: str | None = None  # runs on the front end's threads: it ends with them
 
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()

@@ -27,6 +27,7 @@ class EngineApi(Protocol):
     streaming: bool
     stream_waiting: bool
     produced: int
+    ended: str | None  # why the engine ended unasked (a crash, a kill); None while it runs
 
     @property
     def stats(self) -> PipelineStats: ...

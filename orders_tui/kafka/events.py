@@ -87,7 +87,23 @@ class Notice:
     error: bool = False
 
 
-Event = OrderSeen | RetryScheduled | RetryFinished | EngineStatus | RegistryStatus | Notice
+@dataclass(frozen=True, slots=True)
+class EngineEnded:
+    """The engine process ended without being asked to: what the dashboard needs is gone.
+    `why` says how it ended and what it printed last."""
+
+    why: str
+
+
+Event = (
+    OrderSeen
+    | RetryScheduled
+    | RetryFinished
+    | EngineStatus
+    | RegistryStatus
+    | Notice
+    | EngineEnded
+)
 
 
 class EventQueue:

@@ -10,9 +10,12 @@ The child exits when asked, or by itself when the pipe to the dashboard closes.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -22,7 +25,9 @@ from orders_tui.kafka.commands import EngineCommand, Produce, Replay, SetPaused,
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine import Engine, EngineOptions, coalesce
-from orders_tui.kafka.events import EventQueue, Notice
+from orders_tui.kafka.events import EngineEnded, EventQueue, Notice
+
+LOG_LINES_SHOWN = 5  # of engine.log, when the engine ends unasked
 
 ENGINE_LOG = Path.home() / ".cache" / "orders-tui" / "engine.log"
 SNAPSHOT_EVERY = 0.1  # seconds: the dashboard's tick
@@ -46,6 +51,8 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
     log = ENGINE_LOG.open("a", encoding="utf-8")
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
+    print(_start_line(os.getpid()), flush=True)
+    faulthandler.enable()  # a crash in C (a segfault) leaves its Python stack in the log
     engine = Engine(settings, options=options)
     engine.start()
     try:
@@ -75,6 +82,43 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
         conn.close()
 
 
+def _start_line(pid: int) -> str:
+    return f"--- orders-tui engine {pid} started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}"
+    return f"exit status {exitcode}"
+
+
+def last_log_lines(pid: int | None, log: Path = ENGINE_LOG) -> list[str]:
+    """What the engine `pid` printed last: the log's lines since its start line."""
+    try:
+        with log.open("rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 16_384))
+            lines = file.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    marker = f"--- orders-tui engine {pid} started"
+    starts = [i for i, line in enumerate(lines) if line.startswith(marker)]
+    if starts:
+        lines = lines[starts[-1] + 1 :]
+    lines = [line for line in lines if line.strip()]
+    # A crash's report (faulthandler's) says the most in its first lines: the error, then
+    # the innermost frames of the thread that crashed.
+    crashes = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+    if crashes:
+        return lines[crashes[0] : crashes[0] + LOG_LINES_SHOWN]
+    return lines[-LOG_LINES_SHOWN:]
+
+
 def _apply(engine: Engine, command: EngineCommand) -> None:
     match command:
         case Produce(count):
@@ -91,6 +135,7 @@ class EngineProcess:
     """What the dashboard calls; each request is one typed message to the child."""
 
     fleet = None  # one member: the dashboard's own figures
+    ended: str | None = None  # why the engine process ended unasked
 
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         self.settings = settings
@@ -141,8 +186,7 @@ class EngineProcess:
                 snapshot: Snapshot = conn.recv()
             except (EOFError, OSError):
                 if not self._stopping:
-                    self.connected = False
-                    self.events.put(Notice(f"the engine process ended; see {ENGINE_LOG}", True))
+                    self._ended()
                 return
             self.events.put_all(snapshot.events)
             self.stats, self.lag = snapshot.stats, snapshot.lag
@@ -150,6 +194,20 @@ class EngineProcess:
             self.streaming, self.produced = snapshot.streaming, snapshot.produced
             self.stream_waiting = snapshot.stream_waiting
             self.connected = snapshot.connected
+
+    def _ended(self) -> None:
+        """The child is gone unasked (a crash, a kill): say how, and what it said last."""
+        process = self._process
+        process.join(1.0)
+        lines = last_log_lines(process.pid)
+        why = f"the engine process ended ({how_it_ended(process.exitcode)})"
+        if lines:
+            why += f"; the last lines of {ENGINE_LOG}:\n" + "\n".join(lines)
+        else:
+            why += f"; see {ENGINE_LOG}"
+        self.connected = False
+        self.ended = why
+        self.events.put(EngineEnded(why))
 
     def _send(self, command: EngineCommand) -> None:
         if self._conn is None:

@@ -20,6 +20,7 @@ from orders_tui.kafka.config import make_decoder
 from orders_tui.kafka.engine import DlqEntrySeen, coalesce
 from orders_tui.kafka.engine_api import EngineApi
 from orders_tui.kafka.events import (
+    EngineEnded,
     EngineStatus,
     Event,
     Notice,
@@ -46,6 +47,7 @@ BUSY_REPAINT_EVERY = 3  # ticks between table repaints while a backlog streams p
 BUSY_EVENTS = 50  # events in one tick that make it busy (500 a second and more)
 # What a read-only session (`orders-tui serve` without --allow-actions) may not do.
 ACTIONS_THAT_ACT = frozenset({"produce", "stream", "toggle_pause", "replay_selected"})
+ENGINE_GONE = "the engine has stopped (see the banner): quit with q and start orders-tui again"
 
 
 class DashboardScreen(Screen):
@@ -141,6 +143,8 @@ class OrdersApp(App[None]):
             elif isinstance(event, RegistryStatus):
                 self.registry_reachable = event.reachable
                 status_changed = True
+            elif isinstance(event, EngineEnded):
+                status_changed = True
             elif isinstance(event, Notice):
                 notify_literally(self, event.text,
                                  severity="error" if event.error else "information")  # fmt: skip
@@ -167,14 +171,18 @@ class OrdersApp(App[None]):
         line = Text()
         line.append("Kafka ", style="bold")
         line.append_text(literal(settings.bootstrap_servers))
-        if self.connected is None:
+        if engine.ended is not None:
+            line.append("  ● engine stopped", style="bold red")
+        elif self.connected is None:
             line.append("  ● connecting…", style="bold yellow")
         elif self.connected:
             line.append("  ● connected", style="bold green")
         else:
             line.append("  ● disconnected", style="bold red")
         line.append("   fleet " if engine.fleet is not None else "   consumer ")
-        if engine.paused:
+        if engine.ended is not None:
+            line.append("STOPPED", style="bold red")
+        elif engine.paused:
             line.append("PAUSED", style="bold black on yellow")
         else:
             line.append("RUNNING", style="bold green")
@@ -194,6 +202,11 @@ class OrdersApp(App[None]):
         line.append_text(literal(f"{settings.topic} → {settings.dlq_topic}"))
         self.status.update(line)
         banner = self.banner
+        if engine.ended is not None:
+            banner.display = True
+            why = engine.ended[:1].upper() + engine.ended[1:]
+            banner.update(Text("\n").join(literal(line) for line in why.splitlines()))
+            return
         banner.display = self.connected is False and bool(self.status_detail)
         banner.update(literal(self.status_detail))
 
@@ -202,15 +215,28 @@ class OrdersApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (self.read_only and action in ACTIONS_THAT_ACT)
 
+    def engine_gone(self) -> bool:
+        """Whether the engine has ended; says so, for a key that needs it."""
+        if self.engine.ended is None:
+            return False
+        self.notify(ENGINE_GONE, severity="error")
+        return True
+
     def action_produce(self) -> None:
+        if self.engine_gone():
+            return
         self.engine.produce_batch()
         self.notify(f"producing {self.engine.batch_size} orders", timeout=1.5)
 
     def action_stream(self) -> None:
+        if self.engine_gone():
+            return
         self.engine.toggle_stream()
         self.refresh_status()
 
     def action_toggle_pause(self) -> None:
+        if self.engine_gone():
+            return
         self.engine.toggle_pause()
         self.refresh_status()
 
@@ -224,6 +250,8 @@ class OrdersApp(App[None]):
             self.replay(entry)
 
     def replay(self, entry) -> None:
+        if self.engine_gone():
+            return
         if self.engine.replay(entry):
             self.notify(f"replaying {entry.partition}/{entry.offset}…", timeout=1.5)
 
@@ -253,7 +281,8 @@ class OrdersApp(App[None]):
     async def action_quit(self) -> None:
         self.notify("stopping: committing what is done…", timeout=2)
         await asyncio.to_thread(self.engine.stop, 1.8)
-        self.exit()
+        # An engine that ended unasked is a failure a script running us should see.
+        self.exit(return_code=1 if self.engine.ended is not None else 0)
 
     def on_unmount(self) -> None:
         # Any other way out (ctrl+c, an error) still lets the engine commit.
