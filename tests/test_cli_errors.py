@@ -79,6 +79,43 @@ def test_bad_properties_file_line_is_named(tmp_path):
     assert f"-F {props}, line 3: expected key=value" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (bytes(range(256)) * 4, "it holds binary data"),
+        ("prénom=x\n".encode("latin-1"), "not UTF-8 text at byte 2"),
+        (b"a=b\n" * 300_000, "larger than 1 MiB"),
+    ],
+    ids=["binary", "latin-1", "huge"],
+)
+def test_a_file_that_is_not_a_properties_file_is_one_line_naming_it(tmp_path, content, why):
+    props = tmp_path / "not.properties"
+    props.write_bytes(content)
+    result = run_cli("produce", "-b", "127.0.0.1:1", "-F", str(props))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"orders-tui: -F {props}: not a properties file of key=value lines ({why})"
+    ]
+
+
+def test_a_file_that_is_not_a_properties_file_is_never_quoted(tmp_path):
+    """-F pointed at the wrong file, such as the system's shadow file: its first line
+    (a password hash) was echoed in the error."""
+    shadow_like = "sysop:$y$j9T$Fh0bQ8kF1sSalt$HashHashHash:19700:0:99999:7:::\nbin:*:19700::::::\n"
+    props = tmp_path / "shadow"
+    props.write_text(shadow_like)
+    link = tmp_path / "client.properties"
+    link.symlink_to(props)
+    for path in (props, link):
+        result = run_cli("produce", "-b", "127.0.0.1:1", "-F", str(path))
+        assert result.returncode == 2
+        assert "HashHash" not in result.stderr and "sysop" not in result.stderr
+        assert f"-F {path}: not a properties file of key=value lines: line 1" in result.stderr
+    # /dev/zero never ends: read up to the limit, then refused.
+    result = run_cli("produce", "-b", "127.0.0.1:1", "-F", "/dev/zero")
+    assert result.returncode == 2 and "(larger than 1 MiB)" in result.stderr
+
+
 SECRET = "alice-secret-9f2c"
 
 

@@ -7,7 +7,6 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,14 +47,30 @@ def shown_line(line: str) -> str:
     return f"{name!r} and a value not shown (it may be a secret)"
 
 
+MAX_PROPERTIES_FILE = 1 << 20  # bytes: a client's properties take a few hundred
+
+
 def read_properties_file(path: str) -> dict[str, str]:
-    """A Java-style properties file as librdkafka tools take it (kcat -F)."""
+    """A Java-style properties file as librdkafka tools take it (kcat -F). A file that is
+    not one (binary, not UTF-8, a device, another program's file) is one line naming it,
+    and no line of it is quoted unless the lines before it were properties: an error
+    must not echo a file a user pointed at by mistake (a password hash, say)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as file:
+            data = file.read(MAX_PROPERTIES_FILE + 1)
     except FileNotFoundError:
         raise UserError(f"-F {path}: no such file") from None
     except OSError as exc:
         raise UserError(f"-F {path}: cannot read it ({exc.strerror})") from None
+    not_properties = f"-F {path}: not a properties file of key=value lines"
+    if len(data) > MAX_PROPERTIES_FILE:
+        raise UserError(f"{not_properties} (larger than {MAX_PROPERTIES_FILE >> 20} MiB)")
+    if b"\0" in data:
+        raise UserError(f"{not_properties} (it holds binary data)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{not_properties} (not UTF-8 text at byte {exc.start})") from None
     properties = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -63,6 +78,11 @@ def read_properties_file(path: str) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
+            if not properties:
+                raise UserError(
+                    f"{not_properties}: line {number} is not key=value (not shown, as no "
+                    "property came before it)"
+                )
             raise UserError(f"-F {path}, line {number}: expected key=value, got {shown_line(line)}")
         properties[key.strip()] = value.strip()
     return properties
