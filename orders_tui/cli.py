@@ -727,6 +727,19 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="count what would be sent, and to which topics; send nothing",
     )
+    replay.add_argument(
+        "--to",
+        metavar="TOPIC",
+        help="send every entry to TOPIC instead of its original topic",
+    )
+    replay.add_argument(
+        "--allow-topic",
+        metavar="TOPIC",
+        action="append",
+        default=[],
+        help="also send entries whose original topic is TOPIC (repeatable); by default "
+        "only those of --topic and its retry topics are sent, others are counted",
+    )
     replay.add_argument("--rate", type=_per_second, help="records per second (default unlimited)")
     replay.add_argument(
         "--max-replays",

@@ -173,13 +173,22 @@ def format_triage(triage: Triage, reasons: int = 20) -> str:
 
 def run_replay(args: argparse.Namespace, settings: KafkaSettings) -> int:
     """`orders-tui dlq replay`: a bulk redrive, resumable (see kafka/redrive)."""
-    from orders_tui.kafka.redrive import Redrive, redrive_name
+    from orders_tui.domain.replay_targets import TargetRefused
+    from orders_tui.kafka.redrive import Redrive, redrive_name, replay_targets
 
     picked = where(args)
     _require_topic(settings)
-    name = args.name or redrive_name(settings.dlq_topic, args.where or "")
+    # Another target is another redrive: a rerun with --allow-topic sends what the first
+    # run left, instead of resuming past it.
+    routing = f"\0to={args.to}" if args.to else ""
+    routing += "".join(f"\0allow={topic}" for topic in sorted(set(args.allow_topic)))
+    name = args.name or redrive_name(settings.dlq_topic, (args.where or "") + routing)
     progress = ScanProgress()
-    redrive = Redrive(settings, picked, name, args.max_replays, rate=args.rate,
+    try:
+        targets = replay_targets(settings, tuple(args.allow_topic), args.to)
+    except TargetRefused as exc:
+        raise UserError(f"--to/--allow-topic: {exc}") from None
+    redrive = Redrive(settings, picked, name, args.max_replays, targets, rate=args.rate,
                       dry_run=args.dry_run, decoder=make_decoder(settings, args.schema_id),
                       progress=progress, cancel=_cancel_on_signals())  # fmt: skip
     summary = redrive.run()

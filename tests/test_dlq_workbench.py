@@ -122,7 +122,9 @@ def test_triage_counts_types_reasons_and_partitions(settings, mixed_dlq):
 
 def test_replay_sends_each_original_once_to_its_topic_and_skips_what_it_must(settings, mixed_dlq):
     records, others = mixed_dlq
-    plan = cli(settings, "dlq", "replay", "--dry-run", "--json")
+    # Spring's and Connect's entries name other pipelines' topics: sent there when allowed.
+    allow = ["--allow-topic", others.topic, "--allow-topic", others.dlq_topic]
+    plan = cli(settings, "dlq", "replay", "--dry-run", "--json", *allow)
     assert plan.returncode == 0, plan.stderr
     planned = json.loads(plan.stdout)
     # 30 + 6 + 1 of ours, of which order-29 is at 3 replays and order-00 is there twice;
@@ -132,7 +134,7 @@ def test_replay_sends_each_original_once_to_its_topic_and_skips_what_it_must(set
             planned["skipped_no_target"]) == (1, 1, 1)  # fmt: skip
     assert read_all(settings.bootstrap_servers, settings.topic) == []  # a dry run sends nothing
 
-    result = cli(settings, "dlq", "replay", "--json")
+    result = cli(settings, "dlq", "replay", "--json", *allow)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["sent"] == 37
     sent = read_all(settings.bootstrap_servers, settings.topic, 35)
@@ -150,8 +152,52 @@ def test_replay_sends_each_original_once_to_its_topic_and_skips_what_it_must(set
     [spring] = read_all(settings.bootstrap_servers, others.topic, 1)
     assert (spring.key(), spring.value()) == (b"spring-key", b"spring-value")
     assert not any(k.startswith("kafka_dlt-") for k, _ in spring.headers())
-    again = json.loads(cli(settings, "dlq", "replay", "--json").stdout)
+    again = json.loads(cli(settings, "dlq", "replay", "--json", *allow).stdout)
     assert (again["sent"], again["sent_before_resume"]) == (0, 37)  # the same command: done
+
+
+def test_replay_sends_only_to_the_pipelines_topics_unless_told(settings, mixed_dlq):
+    """An entry's original_topic is whoever wrote the entry: forged, it named the fleet's
+    control topic (a fleet command) or __consumer_offsets (every unfiltered redrive then
+    failed with 'Topic authorization failed'). Those are never sent, nor to the DLQ
+    itself; another pipeline's topic only with --allow-topic or --to."""
+    _, others = mixed_dlq
+    forged = [
+        (b"to-dlq", b"x", [("original_topic", settings.dlq_topic.encode()),
+                           ("original_partition", b"0"), ("original_offset", b"1")]),
+        (b"to-offsets", b"x", [("original_topic", b"__consumer_offsets"),
+                               ("original_partition", b"0"), ("original_offset", b"2")]),
+    ]  # fmt: skip
+    write_dlq(settings, forged)
+    plan = cli(settings, "dlq", "replay", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "would send 35 (" + settings.topic + " 35)" in plan.stdout
+    assert ("not sent: 4 naming a topic the pipeline does not read" in plan.stdout
+            and f"{settings.dlq_topic} 1" in plan.stdout and "__consumer_offsets 1" in plan.stdout
+            and others.topic in plan.stdout)  # fmt: skip
+    sent = json.loads(cli(settings, "dlq", "replay", "--json").stdout)
+    assert sent["to_topics"] == {settings.topic: 35}
+    assert sent["not_allowed_topics"] == {
+        others.topic: 1,
+        others.dlq_topic: 1,
+        settings.dlq_topic: 1,
+        "__consumer_offsets": 1,
+    }
+    assert read_all(settings.bootstrap_servers, others.topic) == []
+    # Run again, it neither fails nor sends: the forged entries stay counted, not sent.
+    again = cli(settings, "dlq", "replay", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["sent"] == 0
+
+    quarantine = f"quarantine-{uuid.uuid4().hex[:6]}"
+    ensure_topics(KafkaSettings(settings.bootstrap_servers, quarantine, quarantine), [quarantine])
+    moved = json.loads(cli(settings, "dlq", "replay", "--json", "--to", quarantine,
+                           "--where", "type=deserialization").stdout)  # fmt: skip
+    assert moved["to_topics"] == {quarantine: 6}
+    assert len(read_all(settings.bootstrap_servers, quarantine, 6)) == 6
+    for target in ("__consumer_offsets", settings.dlq_topic, "orders-tui-control"):
+        refused = cli(settings, "dlq", "replay", "--to", target)
+        assert refused.returncode == 2
+        assert refused.stderr.count("\n") == 1 and "cannot be a replay's target" in refused.stderr
 
 
 def _committed_count(bootstrap: str, topic: str, isolation: str) -> list:

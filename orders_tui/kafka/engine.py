@@ -24,6 +24,7 @@ from confluent_kafka import (
 
 from orders_tui.domain.codec import WireFormat
 from orders_tui.domain.member_status import Fleet
+from orders_tui.domain.replay_targets import ReplayTargets
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
 from orders_tui.kafka.commands import Produce, Replay, SetStreaming
@@ -32,6 +33,7 @@ from orders_tui.kafka.consumer import EngineConfig, Pipeline
 from orders_tui.kafka.dlq import DlqEntry, replay_headers
 from orders_tui.kafka.events import ROWS_SHOWN, EngineStatus, EventQueue, Notice, OrderSeen
 from orders_tui.kafka.producer import OrderProducer, make_producer
+from orders_tui.kafka.redrive import replay_targets
 from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
 
 RECONNECT_EVERY = 2.0
@@ -127,10 +129,13 @@ class EngineBase:
         self.streaming = not self.streaming
 
     @staticmethod
-    def replay_refusal(entry: DlqEntry, max_replays: int) -> str:
+    def replay_refusal(entry: DlqEntry, max_replays: int, targets: ReplayTargets) -> str:
         """Why `entry` may not be replayed, or "" when it may."""
         if not entry.original[0]:
             return "cannot replay: the entry has no original_topic header"
+        refused = targets.refusal(entry.original[0])
+        if refused:
+            return f"cannot replay: {refused} (dlq replay takes those flags)"
         if entry.replay_count >= max_replays:
             return (
                 f"refused: {entry.topic}[{entry.partition}]@{entry.offset} was replayed "
@@ -141,7 +146,7 @@ class EngineBase:
     def replay(self, entry: DlqEntry) -> bool:
         """Queue a replay of `entry` to its original topic; False (with a notice) when it
         was replayed `max_replays` times already or has no original topic."""
-        refusal = self.replay_refusal(entry, self.max_replays)
+        refusal = self.replay_refusal(entry, self.max_replays, replay_targets(self.settings))
         if refusal:
             self.events.put(Notice(refusal, error=True))
             return False

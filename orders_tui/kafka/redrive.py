@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from orders_tui import json_output
 from orders_tui.domain.codec import Decoder, decode
 from orders_tui.domain.dlq_filter import Filter
+from orders_tui.domain.replay_targets import ReplayTargets
 from orders_tui.errors import KafkaInterrupted, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.delivery import CallStuck, call_within
@@ -46,6 +48,7 @@ from orders_tui.kafka.dlq import (
     scan_dlq,
 )
 from orders_tui.kafka.producer import make_producer
+from orders_tui.kafka.status import CONTROL_TOPIC, STATUS_TOPIC
 from orders_tui.visible import visible
 
 REDRIVE_BATCH = 500  # records a transaction
@@ -99,6 +102,17 @@ def read_redrive_log(settings: KafkaSettings) -> dict[str, dict]:
     return latest
 
 
+def replay_targets(
+    settings: KafkaSettings, allowed: tuple[str, ...] = (), to: str | None = None
+) -> ReplayTargets:
+    """Where replays from this DLQ may go (domain/replay_targets.py); raises
+    TargetRefused for a --to or --allow-topic that can never be one."""
+    fleet = {STATUS_TOPIC, CONTROL_TOPIC, os.environ.get("ORDERS_TUI_STATUS_TOPIC", ""),
+             os.environ.get("ORDERS_TUI_CONTROL_TOPIC", "")} - {""}  # fmt: skip
+    protected = {settings.dlq_topic, redrive_log_topic(settings.dlq_topic), *fleet}
+    return ReplayTargets(settings.topic, protected, allowed, to)
+
+
 def redrive_name(dlq_topic: str, where: str) -> str:
     """The default name: the same command resumes (and later sends only what is new)."""
     return hashlib.sha256(f"{dlq_topic}\0{where}".encode()).hexdigest()[:12]
@@ -114,6 +128,8 @@ class RedriveSummary:
     duplicates: int = 0  # an original record already sent by this redrive
     at_max_replays: int = 0
     no_target: int = 0  # no original topic, or one that does not exist
+    # Entries whose original topic a replay may not send to, by that topic.
+    not_allowed: Counter[str] = field(default_factory=Counter)
     done_before: int = 0  # sent by an earlier, interrupted run of this redrive
     cancelled: bool = False
     seconds: float = 0.0
@@ -131,6 +147,8 @@ class RedriveSummary:
             "skipped_duplicates": self.duplicates,
             "skipped_at_max_replays": self.at_max_replays,
             "skipped_no_target": self.no_target,
+            "skipped_not_allowed": sum(self.not_allowed.values()),
+            "not_allowed_topics": dict(self.not_allowed.most_common()),
             "sent_before_resume": self.done_before,
             "target_ends": [[t, p, o] for (t, p), o in sorted(self.target_ends.items())],
             "cancelled": self.cancelled,
@@ -149,6 +167,14 @@ class RedriveSummary:
             f"{self.at_max_replays:,} at --max-replays · {self.no_target:,} without an "
             "existing original topic",
         ]
+        if self.not_allowed:
+            refused = ", ".join(f"{visible(t)} {n:,}" for t, n in self.not_allowed.most_common(5))
+            more = len(self.not_allowed) - 5
+            lines.append(
+                f"not sent: {sum(self.not_allowed.values()):,} naming a topic the pipeline does "
+                f"not read ({refused}{f', and {more} more' if more > 0 else ''}); "
+                "--allow-topic TOPIC or --to TOPIC sends them"
+            )
         if self.done_before:
             lines.append(f"resumed: {self.done_before:,} sent by an earlier run of this redrive")
         if self.cancelled:
@@ -171,6 +197,7 @@ class Redrive:
         where: Filter,
         name: str,
         max_replays: int,
+        targets: ReplayTargets,
         rate: float | None = None,
         dry_run: bool = False,
         decoder: Decoder = decode,
@@ -183,6 +210,7 @@ class Redrive:
         self.where_text = getattr(where, "text", "selection")
         self.started_ms = int(time.time() * 1000)
         self.max_replays = max_replays
+        self.targets = targets
         self.rate = rate
         self.decoder = decoder
         self.progress = progress or ScanProgress()
@@ -273,9 +301,14 @@ class Redrive:
     def _verdict(self, entry: DlqEntry) -> str:
         if entry.replay_count >= self.max_replays:
             return "at_max_replays"
-        topic = entry.original[0]
-        if not topic or not self._topic_exists(topic):
+        original = entry.original[0]
+        if not original:
             return "no_target"
+        topic = self.targets.target(original)
+        if not self._topic_exists(topic or original):
+            return "no_target"
+        if topic is None:
+            return "not_allowed"
         if _original_key(entry) in self._sent_keys:
             return "duplicate"
         return "send"
@@ -297,11 +330,13 @@ class Redrive:
             summary.at_max_replays += 1
         elif verdict == "no_target":
             summary.no_target += 1
+        elif verdict == "not_allowed":
+            summary.not_allowed[entry.original[0]] += 1
         elif verdict == "duplicate":
             summary.duplicates += 1
         else:
             self._sent_keys.add(_original_key(entry))
-            summary.to_topics[entry.original[0]] += 1
+            summary.to_topics[self.targets.target(entry.original[0])] += 1
         return verdict
 
     def _plan(self, consumer: Consumer, resume: dict[int, int]) -> None:
@@ -377,8 +412,8 @@ class Redrive:
         headers = replay_headers(entry, self.summary.name)
         while True:
             try:
-                producer.produce(entry.original[0], entry.value, entry.key, headers=headers,
-                                 on_delivery=self._delivered)  # fmt: skip
+                producer.produce(self.targets.target(entry.original[0]), entry.value, entry.key,
+                                 headers=headers, on_delivery=self._delivered)  # fmt: skip
                 break
             except BufferError:
                 producer.poll(0.05)

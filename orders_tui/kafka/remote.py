@@ -26,6 +26,7 @@ from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine import Engine, EngineOptions, coalesce
 from orders_tui.kafka.events import EngineEnded, EventQueue, Notice
+from orders_tui.kafka.redrive import replay_targets
 
 LOG_LINES_SHOWN = 5  # of engine.log, when the engine ends unasked
 
@@ -242,7 +243,7 @@ class EngineProcess:
         return self.paused
 
     def replay(self, entry: DlqEntry) -> bool:
-        refusal = Engine.replay_refusal(entry, self.max_replays)
+        refusal = Engine.replay_refusal(entry, self.max_replays, replay_targets(self.settings))
         if refusal:
             self.events.put(Notice(refusal, error=True))
             return False

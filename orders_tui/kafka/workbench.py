@@ -320,12 +320,13 @@ class Workbench:
 
     def _redrive_job(self, keys: set[tuple[int, int]] | None, dry_run: bool, max_replays: int,
                      rate: float | None) -> str:  # fmt: skip
-        from orders_tui.kafka.redrive import Redrive, redrive_name
+        from orders_tui.kafka.redrive import Redrive, redrive_name, replay_targets
 
         what = self._filter.text if keys is None else f"selection {sorted(keys)}"
         name = redrive_name(self.settings.dlq_topic, what)
         progress = ScanProgress()
-        redrive = Redrive(self.settings, self._picks(keys), name, max_replays, rate=rate,
+        redrive = Redrive(self.settings, self._picks(keys), name, max_replays,
+                          replay_targets(self.settings), rate=rate,
                           dry_run=dry_run, decoder=self.decoder, progress=progress,
                           cancel=self._cancel_job)  # fmt: skip
         doing = "planning" if dry_run else "redriving"
