@@ -627,7 +627,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         description="Serve `orders-tui watch` to browsers (textual-serve): each visit opens "
         "its own observer, which never joins the consumer group. Read-only unless "
         "--allow-actions; on 127.0.0.1 unless --host says otherwise. Kafka properties (-F, "
-        "-X) reach the sessions in a file only you may read, never the browser.",
+        "-X) reach the sessions through a file only you may read, removed at once, never "
+        "the browser.",
     )
     web = p.add_argument_group("web")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on "
@@ -645,7 +646,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="let visitors produce (p, P), pause the fleet (space), replay and redrive",
     )  # fmt: skip
     web.add_argument("--public-url", metavar="URL",
-                     help="where browsers reach this server (default: from --host)")  # fmt: skip
+                     help="where browsers reach this server (default: from --host); requests "
+                     "for other host names are refused")  # fmt: skip
+    web.add_argument("--max-sessions", type=_number(int, 1), default=10, metavar="N",
+                     help="browser sessions open at once (default %(default)s); more get a page "
+                     "saying the server is full")  # fmt: skip
     _add_fleet_watch_flags(p)
     p.set_defaults(run=_run_serve)
     _add_connection_flags(p, top_level=False)
@@ -663,7 +668,7 @@ def _run_serve(args: argparse.Namespace, settings: KafkaSettings) -> int:
         "--status-topic", args.status_topic, "--control-topic", args.control_topic,
     ]  # fmt: skip
     serve(settings, watch_flags, args.host, args.port, args.allow_actions, args.auth_token,
-          args.public_url)  # fmt: skip
+          args.public_url, args.max_sessions)  # fmt: skip
     return 0
 
 

@@ -4,12 +4,15 @@ websocket carries (xterm.js paints a canvas, so there is no DOM text to read).""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +40,7 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, settings, group: str, *flags: str) -> None:
+    def __init__(self, settings, group: str, *flags: str, **env: str) -> None:
         self.port = free_port()
         self.said = ""  # its stderr, once stopped
         self.url = f"http://127.0.0.1:{self.port}"
@@ -48,7 +51,7 @@ class Served:
              # a secret-looking property, harmless on a plaintext connection
              "-X", f"ssl.key.password={SECRET}", *flags],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "ORDERS_TUI_AUTH_TOKEN": TOKEN},
+            env={**os.environ, "ORDERS_TUI_AUTH_TOKEN": TOKEN, **env},
         )  # fmt: skip
         self.first_lines = ""  # up to the one that says where it serves
         while "serving the dashboard on" not in self.first_lines:
@@ -222,3 +225,222 @@ def test_a_port_it_cannot_listen_on_is_one_line_and_leaves_no_properties_file(se
     assert bad.stderr.splitlines()[-1].endswith(
         "argument --port: expected a whole number from 1 to 65535, got 99999"
     )
+
+
+# ---- what is not its own page ------------------------------------------------------
+
+ATTACKER_PAGE = """<html><body><script>
+window.result = "pending"; window.frames_seen = 0;
+const ws = new WebSocket("ws://127.0.0.1:%d/ws?width=80&height=24");
+ws.onopen = () => { window.result = "open"; ws.send(JSON.stringify(["stdin", "p"])); };
+ws.onmessage = () => { window.frames_seen += 1; };
+ws.onerror = () => { if (window.result === "pending") window.result = "refused"; };
+ws.onclose = () => { if (window.result === "pending") window.result = "refused"; };
+</script></body></html>"""
+
+
+@contextlib.contextmanager
+def attacker_site(served_port: int) -> Iterator[int]:
+    """A page on another port of this host (same site, another origin) that opens the
+    dashboard's websocket, as any page a user visits could."""
+    page = (ATTACKER_PAGE % served_port).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def _sessions_started(served: Served) -> int:
+    return sum("orders_tui watch" in c for c in session_processes(served.process.pid))
+
+
+@pytest.mark.parametrize("with_token", [False, True], ids=["no-token", "token-cookie"])
+def test_a_page_of_another_origin_cannot_open_the_dashboard(settings, group, browser, with_token):
+    """Without a token any page could read the dashboard, and with --allow-actions press
+    its keys; with one, a page on another port of the same host is the same *site*, so it
+    got the SameSite=Strict cookie. The websocket's Origin must be the server's."""
+    OrderProducer(settings, seed=83).produce(3)
+    served = Served(settings, group, "--allow-actions",
+                    **({} if with_token else {"ORDERS_TUI_AUTH_TOKEN": ""}))  # fmt: skip
+    try:
+        context = browser.new_context()
+        if with_token:  # the user's own visit leaves the cookie in this browser
+            own = context.new_page()
+            assert own.goto(f"{served.url}/?token={TOKEN}").status == 200
+            own.close()
+        with attacker_site(served.port) as port:
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("window.result !== 'pending'", timeout=15_000)
+            page.wait_for_timeout(1000)
+            assert page.evaluate("window.result") == "refused"
+            assert page.evaluate("window.frames_seen") == 0
+        assert _sessions_started(served) <= (0 if not with_token else 1)
+        assert len(read_all(settings.bootstrap_servers, settings.topic)) == 3  # no `p` got in
+        context.close()
+    finally:
+        served.stop()
+
+
+def _raw_request(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_foreign_host_name_is_refused_and_bearer_is_any_case(settings, group):
+    """A DNS rebinding reaches 127.0.0.1 under the attacker's name: its Host says so."""
+    served = Served(settings, group)
+    try:
+        assert served.status("/", Authorization=f"Bearer {TOKEN}") == 200
+        assert served.status("/", Authorization=f"bearer {TOKEN}") == 200  # RFC 7235
+        assert served.status("/", Authorization=f"BEARER {TOKEN}") == 200
+        assert served.status("/", Authorization=f"Bearer {TOKEN}",
+                             Host=f"rebound.example:{served.port}") == 403  # fmt: skip
+        assert served.status("/", Authorization=f"Bearer {TOKEN}",
+                             Host=f"localhost:{served.port}") == 200  # fmt: skip
+        # An oversized header with the token in the request line: aiohttp's error log
+        # printed a traceback whose locals held the whole request line.
+        big = (f"GET /?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n"
+               f"X-Big: {'a' * 20000}\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
+        assert b" 400 " in _raw_request(served.port, big).split(b"\r\n")[0]  # refused, logged
+    finally:
+        served.stop()
+    assert TOKEN not in served.said and "Traceback" not in served.said
+
+
+async def _open_session(served: Served, width: int, height: int, **headers: str):
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+    socket_ = await session.ws_connect(
+        f"ws://127.0.0.1:{served.port}/ws?width={width}&height={height}",
+        headers={"Authorization": f"Bearer {TOKEN}", **headers},
+    )
+    return session, socket_
+
+
+def _children(pid: int) -> list[int]:
+    """Every process descended from `pid`."""
+    parents: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(proc.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(
+        item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
+    )
+
+
+def test_huge_sizes_are_clamped_garbage_is_one_line_and_a_closed_session_ends(settings, group):
+    import asyncio
+
+    served = Served(settings, group)
+    try:
+
+        async def visit() -> list[int]:
+            client, ws = await _open_session(served, 20000, 20000)
+            deadline = time.monotonic() + 20
+            while not any(_environ(p).get("COLUMNS") for p in _children(served.process.pid)):
+                assert time.monotonic() < deadline, "no session process"
+                await asyncio.sleep(0.1)
+            sizes = {(_environ(p).get("COLUMNS"), _environ(p).get("ROWS"))
+                     for p in _children(served.process.pid)} - {(None, None)}  # fmt: skip
+            assert sizes == {("500", "200")}
+            for garbage in ("not json", '["resize", {}]', "[1, 2]", '{"a": 1}', "[]",
+                            '["resize", {"width": "x", "height": 1e400}]'):  # fmt: skip
+                await ws.send_str(garbage)
+            await ws.send_bytes(b"\x00\xff")
+            await ws.send_str('["resize", {"width": 20000, "height": 20000}]')
+            await ws.send_str('["ping", "still-there"]')
+            while True:  # the session still answers
+                message = await ws.receive(timeout=20)
+                if message.type.name == "TEXT" and "still-there" in message.data:
+                    break
+            pids = _children(served.process.pid)
+            await ws.close()
+            await client.close()
+            return pids
+
+        session_pids = asyncio.run(visit())
+        assert session_pids
+        deadline = time.monotonic() + 10  # the quit, then SIGTERM, then SIGKILL at most
+        while any(Path(f"/proc/{p}").exists() for p in session_pids):
+            assert time.monotonic() < deadline, "the session outlived its websocket"
+            time.sleep(0.1)
+    finally:
+        served.stop()
+    malformed = [line for line in served.said.splitlines() if "malformed" in line]
+    assert len(malformed) == 1 and "Traceback" not in served.said
+
+
+def test_sessions_are_capped_with_a_page_that_says_so(settings, group):
+    import asyncio
+
+    served = Served(settings, group, "--max-sessions", "1")
+    try:
+        assert "at most 1 sessions" in served.first_lines
+
+        async def two() -> tuple[int, str]:
+            import aiohttp
+
+            client, first = await _open_session(served, 80, 24)
+            await first.receive(timeout=20)  # the session is up
+            try:
+                await client.ws_connect(f"ws://127.0.0.1:{served.port}/ws",
+                                        headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+            except aiohttp.WSServerHandshakeError as refused:
+                status = refused.status
+            page = await client.get(f"http://127.0.0.1:{served.port}/",
+                                    headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+            text = f"{page.status} {await page.text()}"
+            await first.close()
+            await client.close()
+            return status, text
+
+        status, page = asyncio.run(two())
+        assert status == 503
+        assert page.startswith("503 orders-tui: 1 sessions are open, the most this server allows")
+    finally:
+        served.stop()
+
+
+def test_a_killed_server_leaves_no_properties_file(settings, group, tmp_path):
+    served = Served(settings, group, TMPDIR=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # unlinked at once, read through /proc
+    served.process.kill()
+    served.process.wait(10)
+    assert list(tmp_path.iterdir()) == []
