@@ -10,6 +10,7 @@ import time
 
 from orders_tui import json_output
 from orders_tui.domain.dlq_filter import Filter, FilterError, parse_filter
+from orders_tui.domain.failure import header_number
 from orders_tui.domain.order import Order
 from orders_tui.domain.triage import Triage
 from orders_tui.errors import UserError
@@ -102,7 +103,12 @@ def format_dlq_line(entry: DlqEntry) -> str:
         if isinstance(order, Order)
         else "undecodable value " + ("null" if entry.value is None else f"0x{entry.value.hex()}")
     )
-    headers = " ".join(f"{visible(name)}={shown(value)}" for name, value in entry.headers)
+
+    def header(name: str, value: bytes | None) -> str:
+        number = header_number(name, value)  # Spring's binary numbers, as digits
+        return f"{visible(name)}={shown(value) if number is None else number}"
+
+    headers = " ".join(header(name, value) for name, value in entry.headers)
     return (
         f"{visible(entry.topic)}[{entry.partition}]@{entry.offset} key={shown(entry.key)} "
         f"{body} {headers}"

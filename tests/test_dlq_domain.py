@@ -59,14 +59,53 @@ OURS = [
 ]
 
 
-def test_spring_headers_read_with_binary_int_and_long():
+def test_spring_headers_read_with_binary_int_and_long_and_the_cause_as_the_type():
+    """Spring's listener container wraps every listener exception in a
+    ListenerExecutionFailedException: the class that says what failed is the cause."""
     failure = read_failure(SPRING)
     assert failure == Failure(
         Convention.SPRING,
-        "org.springframework.kafka.listener.ListenerExecutionFailedException",
-        "Listener failed; amount must be positive (cause: java.lang.IllegalStateException)",
+        "java.lang.IllegalStateException",
+        "Listener failed; amount must be positive",
         "payments", 7, 1234567890123, 1795800000000, 0,
     )  # fmt: skip
+
+
+def test_spring_3_3_naming_the_exception_its_own_cause_and_a_blank_message_read_clean():
+    """Spring 3.3 writes -cause-fqcn even when the cause is the exception itself; an
+    exception without a message leaves a leading space. Neither shows in the reason."""
+    own_cause = [*SPRING[:5], ("kafka_dlt-exception-fqcn", b"java.lang.IllegalArgumentException"),
+                 ("kafka_dlt-exception-cause-fqcn", b"java.lang.IllegalArgumentException"),
+                 ("kafka_dlt-exception-message", b" bad amount \n")]  # fmt: skip
+    failure = read_failure(own_cause)
+    assert (failure.error_type, failure.reason) == (
+        "java.lang.IllegalArgumentException", "bad amount"
+    )  # fmt: skip
+    wrapper = b"org.springframework.kafka.listener.TimestampedException"
+    timestamped = [*SPRING[:5], ("kafka_dlt-exception-fqcn", wrapper),
+                   ("kafka_dlt-exception-cause-fqcn", b"com.example.PaymentDeclined"),
+                   ("kafka_dlt-exception-message", b"")]  # fmt: skip
+    assert read_failure(timestamped).error_type == "com.example.PaymentDeclined"
+
+
+def test_spring_binary_numbers_are_shown_as_numbers_everywhere_and_kept_raw_in_json():
+    from orders_tui.dlq_commands import format_dlq_line
+    from orders_tui.domain.failure import short_type
+    from orders_tui.kafka.dlq import DlqEntry
+
+    entry = DlqEntry("orders-dlq", 0, 5, 0, b"k", b"v", SPRING)
+    shown = dict(entry.decoded_headers())
+    assert shown["kafka_dlt-original-partition"] == "7"
+    assert shown["kafka_dlt-original-offset"] == "1234567890123"
+    assert shown["kafka_dlt-original-timestamp"] == "1795800000000"
+    line = format_dlq_line(entry)
+    assert "kafka_dlt-original-partition=7 " in line and "\\x00" not in line
+    headers = {h["name"]: h for h in entry.to_json()["headers"]}
+    partition = headers["kafka_dlt-original-partition"]
+    assert partition["number"] == 7 and partition["value"] == {"text": "\x00\x00\x00\x07"}
+    assert "number" not in headers["kafka_dlt-original-topic"]
+    assert short_type("java.lang.IllegalStateException") == "IllegalStateException"
+    assert short_type("permanent") == "permanent"
 
 
 def test_connect_and_streams_headers_read_as_text():

@@ -6,7 +6,8 @@ Four conventions are read into the same columns (original coordinates, type, rea
   `original_offset`, `original_timestamp`, `replay_count` (UTF-8 text; see kafka/dlq).
 - Spring Kafka's DeadLetterPublishingRecoverer: `kafka_dlt-original-topic` (UTF-8),
   `-partition` (4-byte big-endian int), `-offset` and `-timestamp` (8-byte big-endian
-  long), `kafka_dlt-exception-fqcn`, `-message`, `-cause-fqcn` (UTF-8).
+  long), `kafka_dlt-exception-fqcn`, `-message`, `-cause-fqcn` (UTF-8). The type is the
+  cause's class when there is one: the listener container wraps every exception.
 - Kafka Connect (KIP-298, `errors.deadletterqueue.context.headers.enable`):
   `__connect.errors.topic`, `.partition`, `.offset`, `.exception.class.name`,
   `.exception.message`, all UTF-8 text.
@@ -89,6 +90,36 @@ _TEXT_CONVENTIONS = (
 FAILURE_HEADER_PREFIXES = (SPRING, CONNECT, STREAMS)
 
 
+# Headers a convention writes as big-endian binary numbers, with their size in bytes.
+BINARY_NUMBERS = {
+    SPRING + "original-partition": 4,
+    SPRING + "original-offset": 8,
+    SPRING + "original-timestamp": 8,
+}
+TIMESTAMP_HEADERS = {"original_timestamp", "timestamp", SPRING + "original-timestamp"}
+
+
+def header_number(name: str, value: bytes | None) -> int | None:
+    """The number a binary header holds (Spring's partition, offset, timestamp), None
+    for any other header, or one whose size is not the number's."""
+    size = BINARY_NUMBERS.get(name)
+    if size is None or value is None or len(value) != size:
+        return None
+    return int.from_bytes(value, "big", signed=True)
+
+
+def shown_header(name: str, value: bytes | None) -> str:
+    """A header as a person reads it: a binary number as its digits, else text."""
+    number = header_number(name, value)
+    return text(value) if number is None else str(number)
+
+
+def short_type(error_type: str) -> str:
+    """A Java class's simple name (`IllegalStateException` of
+    `java.lang.IllegalStateException`); other types as they are."""
+    return error_type.rpartition(".")[2] or error_type
+
+
 def read_failure(headers: Headers) -> Failure:
     """The failure a DLQ record's headers describe; the last header of a name wins (a
     replayed record that failed again carries older copies before it)."""
@@ -106,12 +137,14 @@ def read_failure(headers: Headers) -> Failure:
             replays,
         )
     if SPRING + "original-topic" in last or SPRING + "exception-fqcn" in last:
-        message = text(last.get(SPRING + "exception-message"))
-        cause = text(last.get(SPRING + "exception-cause-fqcn"))
+        # A listener's exception reaches the recoverer wrapped by the container
+        # (ListenerExecutionFailedException, TimestampedException): the real class is the
+        # cause. Spring 3.3 writes the cause even when it is the exception itself.
+        cause = text(last.get(SPRING + "exception-cause-fqcn")).strip()
         return Failure(
             Convention.SPRING,
-            text(last.get(SPRING + "exception-fqcn")),
-            f"{message} (cause: {cause})" if cause else message,
+            cause or text(last.get(SPRING + "exception-fqcn")).strip(),
+            text(last.get(SPRING + "exception-message")).strip(),
             text(last.get(SPRING + "original-topic")),
             _big_endian(last.get(SPRING + "original-partition"), 4),
             _big_endian(last.get(SPRING + "original-offset"), 8),

@@ -57,6 +57,21 @@ class ReplayTargets:
             return original_topic
         return None
 
+    def partition(
+        self, original_topic: str | None, original_partition: int | None, partitions: int
+    ) -> int | None:
+        """The partition to send to: the original one when the entry goes back to its own
+        topic and that partition is still there, else None (by key, as Java's clients
+        place keys), so a key stays on its partition and in its order."""
+        if (
+            self.to is None
+            and original_partition is not None
+            and 0 <= original_partition < partitions
+            and self.target(original_topic) == original_topic
+        ):
+            return original_partition
+        return None
+
     def refusal(self, original_topic: str | None) -> str:
         """Why an entry from `original_topic` is not sent, or "" when it is."""
         if self.target(original_topic) is not None:

@@ -28,7 +28,14 @@ from functools import cached_property
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from orders_tui.domain.codec import DecodeError, Decoder, WriterSchemaUnavailable, decode
-from orders_tui.domain.failure import FAILURE_HEADER_PREFIXES, Failure, read_failure, text
+from orders_tui.domain.failure import (
+    FAILURE_HEADER_PREFIXES,
+    Failure,
+    header_number,
+    read_failure,
+    shown_header,
+    text,
+)
 from orders_tui.domain.order import Order
 from orders_tui.errors import KafkaInterrupted
 from orders_tui.json_output import bytes_json
@@ -216,7 +223,8 @@ class DlqEntry:
                 "version": writer.version if writer else None}  # fmt: skip
 
     def decoded_headers(self) -> list[tuple[str, str]]:
-        return [(name, header_text(value)) for name, value in self.headers]
+        """Each header as a person reads it: Spring's binary numbers as digits."""
+        return [(name, shown_header(name, value)) for name, value in self.headers]
 
     def to_json(self, decoder: Decoder | None = None) -> dict[str, object]:
         """The entry, losslessly, for `orders-tui dlq --json` (shape in the README):
@@ -230,11 +238,20 @@ class DlqEntry:
             "timestamp": self.timestamp_ms,
             "key": bytes_json(self.key),
             "value": bytes_json(self.value, as_text=False),
-            "headers": [{"name": name, "value": bytes_json(value)} for name, value in self.headers],
+            "headers": [_header_json(name, value) for name, value in self.headers],
             "order": order.to_dict() if isinstance(order, Order) else None,
             "decode_error": str(order) if isinstance(order, DecodeError) else None,
             "schema": self.schema(decoder),
         }
+
+
+def _header_json(name: str, value: bytes | None) -> dict[str, object]:
+    """A header losslessly, and a binary number's value beside its bytes."""
+    shown: dict[str, object] = {"name": name, "value": bytes_json(value)}
+    number = header_number(name, value)
+    if number is not None:
+        shown["number"] = number
+    return shown
 
 
 def dlq_reader(settings: KafkaSettings, **overrides: object) -> Consumer:

@@ -255,15 +255,23 @@ class EngineBase:
                              schema_id=registered.schema_id)  # fmt: skip
 
     def _replay(self, replayer: Producer, entry: DlqEntry) -> None:
-        topic, _, _ = entry.original
+        topic, original_partition, _ = entry.original
         outcome: list[KafkaError | None] = []
 
         def on_delivery(err: KafkaError | None, _msg: object) -> None:
             outcome.append(err)
 
-        replayer.produce(
-            topic, entry.value, entry.key, headers=replay_headers(entry), on_delivery=on_delivery
-        )
+        # All topics' metadata: a request naming the topic could create it on a broker
+        # that auto-creates topics.
+        try:
+            known = replayer.list_topics(timeout=10).topics.get(topic)
+        except KafkaException:
+            known = None  # then by key; the send says whether Kafka is there
+        partitions = len(known.partitions) if known is not None else 0
+        placed = replay_targets(self.settings).partition(topic, original_partition, partitions)
+        replayer.produce(topic, entry.value, entry.key, headers=replay_headers(entry),
+                         on_delivery=on_delivery,
+                         **({} if placed is None else {"partition": placed}))  # fmt: skip
         replayer.flush(10)
         if outcome and outcome[0] is None:
             self.events.put(

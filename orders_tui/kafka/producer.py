@@ -18,6 +18,10 @@ PRODUCER_DEFAULTS: dict[str, object] = {
     "enable.idempotence": True,  # acks=all, ordered and de-duplicated retries
     "linger.ms": 5,
     "message.timeout.ms": 30_000,
+    # Keys go to the partition Java's clients choose (murmur2): librdkafka's default
+    # (CRC32) put a key replayed into a topic Java services write on another partition,
+    # breaking its order. -X partitioner=... still wins.
+    "partitioner": "murmur2_random",
 }
 PROGRESS_EVERY = 0.1  # seconds between progress callbacks
 

@@ -217,7 +217,7 @@ class Redrive:
         self.cancel = cancel or threading.Event()
         self.group = f"orders-tui-redrive-{name}"
         self._sent_keys: set[tuple[object, ...]] = set()
-        self._topics: dict[str, bool] = {}
+        self._topics: dict[str, int] = {}  # partitions by topic
 
     def run(self) -> RedriveSummary:
         started = time.monotonic()
@@ -305,7 +305,7 @@ class Redrive:
         if not original:
             return "no_target"
         topic = self.targets.target(original)
-        if not self._topic_exists(topic or original):
+        if not self._partitions(topic or original):
             return "no_target"
         if topic is None:
             return "not_allowed"
@@ -313,11 +313,12 @@ class Redrive:
             return "duplicate"
         return "send"
 
-    def _topic_exists(self, topic: str) -> bool:
+    def _partitions(self, topic: str) -> int:
+        """How many partitions `topic` has; 0 when it does not exist."""
         if topic not in self._topics:
             reader = self._consumer(f"orders-tui-redrive-probe-{uuid.uuid4().hex[:8]}")
             try:
-                self._topics[topic] = bool(partitions_of(reader, topic))
+                self._topics[topic] = len(partitions_of(reader, topic))
             finally:
                 reader.close()
         return self._topics[topic]
@@ -410,10 +411,15 @@ class Redrive:
 
     def _produce(self, producer: Producer, entry: DlqEntry) -> None:
         headers = replay_headers(entry, self.summary.name)
+        original_topic, original_partition, _ = entry.original
+        target = self.targets.target(original_topic)
+        placed = self.targets.partition(original_topic, original_partition,
+                                        self._partitions(target))  # fmt: skip
+        where = {} if placed is None else {"partition": placed}
         while True:
             try:
-                producer.produce(self.targets.target(entry.original[0]), entry.value, entry.key,
-                                 headers=headers, on_delivery=self._delivered)  # fmt: skip
+                producer.produce(target, entry.value, entry.key, headers=headers,
+                                 on_delivery=self._delivered, **where)  # fmt: skip
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from orders_tui.domain.failure import short_type
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.ui.panes.table import RowTable
 
@@ -42,7 +43,9 @@ class DlqPane(RowTable):
             key,
             (
                 clock_time(int(stamp) if stamp.isdigit() else entry.timestamp_ms),
-                (entry.error_type or "?", TYPE_STYLES.get(entry.error_type, "")),
+                # A Java class by its simple name: 17 columns cut every `java.lang.…`
+                # alike; the entry view (enter) shows the whole name.
+                (short_type(entry.error_type) or "?", TYPE_STYLES.get(entry.error_type, "")),
                 f"{partition}/{offset}",
                 entry.reason,
             ),

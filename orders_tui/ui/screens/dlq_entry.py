@@ -14,8 +14,9 @@ from textual.widgets import Static
 
 from orders_tui.domain.codec import Decoder
 from orders_tui.domain.codec import decode as default_decoder
+from orders_tui.domain.failure import TIMESTAMP_HEADERS
 from orders_tui.domain.order import Order
-from orders_tui.kafka.dlq import ORIGINAL_TIMESTAMP, TIMESTAMP, DlqEntry, header_text
+from orders_tui.kafka.dlq import DlqEntry, header_text
 from orders_tui.ui.footer import Footer
 from orders_tui.ui.panes.dlq import clock_time
 from orders_tui.ui.text import literal
@@ -48,7 +49,7 @@ def entry_details(entry: DlqEntry, decode: Decoder = default_decoder) -> Table:
     grid.add_row(Text("headers", style="bold underline"), "")
     for name, value in entry.decoded_headers():
         shown = literal(value)
-        if name in (ORIGINAL_TIMESTAMP, TIMESTAMP) and value.isdigit():
+        if name in TIMESTAMP_HEADERS and value.isdigit():
             shown.append(f"  ({wall_time(int(value))})", style="dim")
         grid.add_row(literal(name), shown)
     grid.add_row("", "")

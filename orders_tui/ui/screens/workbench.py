@@ -16,6 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
 from orders_tui.domain.dlq_filter import FilterError, parse_time
+from orders_tui.domain.failure import short_type
 from orders_tui.domain.triage import NUMBER_MARK, Triage
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.workbench import Workbench, WorkbenchView
@@ -271,7 +272,7 @@ class WorkbenchScreen(Screen[None]):
             table.add_row(
                 mark,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.timestamp_ms / 1000)),
-                literal(entry.error_type or "?", TYPE_STYLES.get(entry.error_type, "")),
+                literal(short_type(entry.error_type) or "?", TYPE_STYLES.get(entry.error_type, "")),
                 literal(f"{topic}[{partition}]@{offset}"),
                 f"{order.price:,.2f}" if order is not None else "",
                 literal(entry.reason),
