@@ -346,7 +346,8 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         "--retry-topic-prefix",
         default="",
         metavar="PREFIX",
-        help="retry n waits in topic PREFIX-n (default: the orders topic + '-retry')",
+        help="retry n waits in topic PREFIX-n (default: <topic>-<group>-retry: a retry "
+        "topic belongs to one group)",
     )
     group.add_argument(
         "--at-least-once",
@@ -510,6 +511,8 @@ def format_summary(s: dict) -> str:
             f"prices: total {s['total_price']:,.2f} · average {s['average_price']:,.2f} · "
             f"min {s['min_price']:,.2f} · max {s['max_price']:,.2f}"
         )
+    if s.get("foreign_retries_skipped"):
+        lines.append(f"skipped {s['foreign_retries_skipped']:,} retry records of other groups")
     if s.get("schemas_seen"):  # Confluent framing: which writers' versions came by
         from orders_tui.visible import visible
 
@@ -569,7 +572,7 @@ def _add_fleet_watch_flags(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     fleet.add_argument(
         "--retry-topic-prefix", default="", metavar="PREFIX",
-        help="the workers' retry topic prefix (default: the orders topic + '-retry')",
+        help="the workers' retry topic prefix (default: <topic>-<group>-retry)",
     )  # fmt: skip
     _add_schema_id_flag(fleet, written=False)
     _add_partitions_flag(fleet)
@@ -783,6 +786,40 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
     _add_connection_flags(redrives, top_level=False)  # fmt: skip
 
 
+def _add_retries(sub: argparse._SubParsersAction) -> None:
+    from orders_tui.domain.rules import FailureRules
+    from orders_tui.kafka.config import DEFAULT_GROUP
+
+    p = sub.add_parser(
+        "retries",
+        help="what waits on a group's retry topics (and on the old shared ones)",
+        description="Records a consumer group has not consumed yet on its retry topics "
+        "(<topic>-<group>-retry-N) and on the retry topics every group shared before "
+        "(<topic>-retry-N), which the group's next consume drains. Reads committed "
+        "offsets; joins nothing.",
+    )
+    p.add_argument(
+        "--group", default=DEFAULT_GROUP, help="the consumer group (default %(default)s)"
+    )
+    p.add_argument(
+        "--max-retries", type=_count, default=FailureRules().max_retries,
+        help="the group's retries, for the topics' names (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--retry-topic-prefix", default="", metavar="PREFIX",
+        help="the group's retry topic prefix (default: <topic>-<group>-retry)",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def run(args: argparse.Namespace, settings: KafkaSettings) -> int:
+        from orders_tui.retry_commands import run_retries
+
+        return run_retries(args, settings)
+
+    p.set_defaults(run=run)
+    _add_connection_flags(p, top_level=False)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_produce,
     _add_consume,
@@ -790,6 +827,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_schema,
     _add_serve,
     _add_dlq,
+    _add_retries,
 ]
 
 

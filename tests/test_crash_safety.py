@@ -81,9 +81,10 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) ->
         time.sleep(0.05)
 
 
-def written_topics(settings: KafkaSettings) -> list[str]:
-    """The topics a pipeline writes in its transactions: three retry topics, the DLQ."""
-    return [*(f"{settings.topic}-retry-{n}" for n in (1, 2, 3)), settings.dlq_topic]
+def written_topics(settings: KafkaSettings, group: str) -> list[str]:
+    """The topics a pipeline writes in its transactions: its group's three retry
+    topics, the DLQ."""
+    return [*(f"{settings.topic}-{group}-retry-{n}" for n in (1, 2, 3)), settings.dlq_topic]
 
 
 def assert_same_orders(found: set[str], expected: set[str], where: str) -> None:
@@ -174,7 +175,7 @@ def test_a_stop_under_load_leaves_no_transaction_open(settings, group, tmp_path)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert open_transactions(settings.bootstrap_servers, written_topics(settings)) == {}
+        assert open_transactions(settings.bootstrap_servers, written_topics(settings, group)) == {}
 
 
 def test_a_restart_after_kill_9_processes_its_first_order_within_5_seconds(
@@ -327,7 +328,7 @@ def test_a_rebalance_under_load_redoes_little_and_duplicates_no_dlq_record(
         for proc in procs[1:]:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0, proc.stderr.read()
-        assert open_transactions(settings.bootstrap_servers, written_topics(settings)) == {}
+        assert open_transactions(settings.bootstrap_servers, written_topics(settings, group)) == {}
         per_order = finished()
         redone = sum(n - 1 for n in per_order.values())
         assert redone <= 0.05 * len(everything), redone

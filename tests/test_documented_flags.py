@@ -60,7 +60,8 @@ def test_every_documented_flag_is_one_the_command_takes(capsys, heading, command
               "--control-topic", "--group", "--max-retries", "--retry-backoff"]),
         (["serve"], ["--host", "--port", "--allow-actions", "--auth-token", "--public-url",
                      "--group", "--max-retries", "--retry-topic-prefix", "--schema-id",
-                     "--status-topic", "--control-topic"]),
+                     "--status-topic", "--control-topic", "--max-sessions"]),
+        (["retries"], ["--group", "--json"]),
         (["consume"], ["--status-topic", "--control-topic"]),
         (["dlq"], ["--limit", "--schema-id", "--where", "--json"]),
         (["dlq", "triage"], ["--where", "--json"]),
@@ -76,7 +77,7 @@ def test_flags_named_in_the_prose_are_taken(capsys, command, flags):
 
 def test_help_lists_every_command(capsys):
     shown = _help(capsys)
-    for command in ("produce", "consume", "watch", "serve", "dlq", "schema"):
+    for command in ("produce", "consume", "watch", "serve", "dlq", "schema", "retries"):
         assert re.search(rf"^\s+{command}\s", shown, re.MULTILINE), command
 
 

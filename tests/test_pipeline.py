@@ -350,14 +350,15 @@ def test_retry_topics_are_created_with_the_source_topics_partition_count(bootstr
     ensure_topics(settings, [settings.topic, settings.dlq_topic], partitions=5)
     run_pipeline(settings, group, idle_exit=0.5)
     topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
-    retry = [f"{settings.topic}-retry-{n}" for n in (1, 2, 3)]
+    retry = [f"{settings.topic}-{group}-retry-{n}" for n in (1, 2, 3)]  # the group's own
     assert [len(topics[t].partitions) for t in retry] == [5, 5, 5]
 
 
 def test_a_record_on_a_retry_topic_not_written_as_a_retry_goes_to_the_dlq_as_it_is(settings, group):
-    ensure_topics(settings, [f"{settings.topic}-retry-1"])
+    retry_1 = f"{settings.topic}-{group}-retry-1"
+    ensure_topics(settings, [retry_1])
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
-    producer.produce(f"{settings.topic}-retry-1", b"\x00not a retry", b"stray", partition=0,
+    producer.produce(retry_1, b"\x00not a retry", b"stray", partition=0,
                      headers=[("source", b"someone else")])  # fmt: skip
     assert producer.flush(10) == 0
     run_pipeline(settings, group, idle_exit=0.5)
@@ -367,7 +368,7 @@ def test_a_record_on_a_retry_topic_not_written_as_a_retry_goes_to_the_dlq_as_it_
     assert entry.headers[0] == ("source", b"someone else")
     assert entry.error_type == "deserialization"
     assert "retry headers" in entry.reason
-    assert entry.original == (f"{settings.topic}-retry-1", 0, 0)
+    assert entry.original == (retry_1, 0, 0)
 
 
 def _container_bytes(schema: dict, record: dict) -> bytes:

@@ -25,7 +25,7 @@ from orders_tui.kafka.consumer import EngineConfig, Pipeline
 
 SCHEMA = fastavro.parse_schema(json.load(open("schemas/order.avsc")))  # noqa: SIM115
 SOURCE, DLQ = "orders", "orders-dlq"
-RETRY_1 = "orders-retry-1"
+RETRY_1 = "orders-unit-retry-1"
 
 
 def avro(order_id: str, product: str, price: float) -> bytes:
@@ -194,6 +194,9 @@ class StandIns(KafkaClients):
     def create_retry_topics(self, settings, names) -> None:
         pass
 
+    def shared_retry_topics(self, settings, config) -> list[str]:
+        return []
+
 
 def run(batches: list[list[Record]], then, paused: bool = False,
         said: list[str] | None = None, schemas=None) -> StandIns:  # fmt: skip
@@ -315,8 +318,8 @@ def test_a_pause_asked_before_the_partitions_came_holds_them_once_assigned():
         return polls < 40
 
     clients = run([batch], then, paused=True)
-    assert seen["paused"] == {(t, 0) for t in (SOURCE, RETRY_1, "orders-retry-2",
-                                               "orders-retry-3")}  # fmt: skip
+    assert seen["paused"] == {(t, 0) for t in (SOURCE, RETRY_1, "orders-unit-retry-2",
+                                               "orders-unit-retry-3")}  # fmt: skip
     assert seen["stored_while_paused"] == {}
     assert clients.consumer_made.stored[SOURCE, 0] == 1  # resumed: consumed and done
 
@@ -492,10 +495,10 @@ LEFT = {(SOURCE, 2): 4411, (RETRY_1, 0): 3}  # what the group has not committed
 @pytest.mark.parametrize(
     ("owners", "drained", "line"),
     [
-        ({}, False, "not drained: orders[2] lag 4,411, orders-retry-1[0] lag 3"),
+        ({}, False, "not drained: orders[2] lag 4,411, orders-unit-retry-1[0] lag 3"),
         (dict.fromkeys(LEFT, "host-1@/127.0.0.1"), True,
          "left to other live members: orders[2] (host-1@/127.0.0.1), "
-         "orders-retry-1[0] (host-1@/127.0.0.1)"),
+         "orders-unit-retry-1[0] (host-1@/127.0.0.1)"),
     ],
 )  # fmt: skip
 def test_idle_exit_waits_for_what_is_left_then_names_it_and_who_holds_it(

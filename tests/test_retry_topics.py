@@ -56,3 +56,26 @@ def test_a_retry_record_keeps_the_source_headers_then_says_where_it_stands():
 def test_records_not_written_as_retries_are_refused_with_a_reason(headers):
     with pytest.raises(NotARetryRecord, match="retry"):
         RetryState.parse(headers)
+
+
+def test_a_retry_record_names_its_group_last_and_one_written_before_reads_without():
+    state = RetryState(1, 5, 4, "slow", "orders", 0, 7, 3, [("trace", b"t")], "billing")
+    headers = state.headers()
+    assert headers[-1] == ("retry_group", b"billing")
+    assert RetryState.parse(headers) == state
+    before = RetryState(1, 5, 4, "slow", "orders", 0, 7, 3, [("trace", b"t")])
+    assert before.headers() == headers[:-1]  # what a retry record was before 2026-12
+    assert RetryState.parse(headers[:-1]).group is None
+
+
+def test_a_groups_retry_topics_are_named_after_the_topic_and_the_group():
+    from orders_tui.kafka.retry_topics import group_retry_prefix, shared_retry_prefix
+
+    assert group_retry_prefix("orders", "billing") == "orders-billing-retry"
+    assert shared_retry_prefix("orders") == "orders-retry"
+    # Characters a topic name cannot hold: replaced, and a hash keeps "a/b" and "a_b" apart.
+    odd, plain = group_retry_prefix("orders", "team a/b"), group_retry_prefix("orders", "team_a_b")
+    assert odd != plain and odd.startswith("orders-team_a_b-") and odd.endswith("-retry")
+    assert all(c.isalnum() or c in "._-" for c in odd)
+    long = group_retry_prefix("orders", "g" * 400)
+    assert len(f"{long}-999") <= 249 and long.startswith("orders-ggg")

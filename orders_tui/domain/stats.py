@@ -53,6 +53,7 @@ class PipelineStats:
     commit_failures: int = 0
     registry_outages: int = 0
     schemas_seen: dict[str, int] = field(default_factory=dict)  # label -> records read
+    foreign_retries_skipped: int = 0  # retry records of another group, left alone
 
     def add_processed(self, price: float, recovered: bool, now: float) -> None:
         self.processed += 1
@@ -107,4 +108,5 @@ class PipelineStats:
             "commit_failures": self.commit_failures,
             "registry_outages": self.registry_outages,
             "schemas_seen": dict(self.schemas_seen),
+            "foreign_retries_skipped": self.foreign_retries_skipped,
         }

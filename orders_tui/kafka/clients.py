@@ -7,12 +7,17 @@ without a broker; what Kafka does with the records is tested on the real broker.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from confluent_kafka import Consumer, Producer
 
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.producer import make_producer
 from orders_tui.kafka.topics import cluster_metadata, ensure_topics
+
+if TYPE_CHECKING:  # the pipeline's module imports this one
+    from orders_tui.kafka.consumer import EngineConfig
 
 
 class KafkaClients:
@@ -32,3 +37,11 @@ class KafkaClients:
         if source is None:
             raise UserError(f"topic {settings.topic!r} does not exist")
         ensure_topics(settings, names, len(source.partitions))
+
+    def shared_retry_topics(self, settings: KafkaSettings, config: EngineConfig) -> list[str]:
+        """The old shared retry topics of this source topic that exist (never created)."""
+        names = config.shared_retry_topics(settings.topic)
+        if not names:
+            return []
+        existing = cluster_metadata(settings).topics
+        return [name for name in names if name in existing]

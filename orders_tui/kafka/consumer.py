@@ -69,7 +69,13 @@ from orders_tui.kafka.events import (
     RowBudget,
 )
 from orders_tui.kafka.membership import MemberSlot
-from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState, retry_topic_names
+from orders_tui.kafka.retry_topics import (
+    NotARetryRecord,
+    RetryState,
+    group_retry_prefix,
+    retry_topic_names,
+    shared_retry_prefix,
+)
 from orders_tui.kafka.status import (
     CONTROL_TOPIC,
     STATUS_EVERY,
@@ -115,6 +121,7 @@ DRAIN_CHECK_EVERY = 1.0
 # --idle-exit: how long to wait for partitions held by members that may be dead (their
 # session must expire before the partitions move) before saying what is not drained.
 DRAIN_WAIT = SESSION_TIMEOUT_MS / 1000 + 5.0
+DRAIN_CHECK_EVERY = 10.0  # seconds between looks at the old shared retry topics' lag
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +197,7 @@ class EngineConfig:
     rules: FailureRules = field(default_factory=FailureRules)
     backoff: Backoff = field(default_factory=Backoff)
     exactly_once: bool = True
-    retry_topic_prefix: str = ""  # "" means `<topic>-retry`
+    retry_topic_prefix: str = ""  # "" means `<topic>-<group>-retry`
     instance_id: str = ""  # "" means a slot of this host (see membership)
     schema_id: int = DEFAULT_SCHEMA_ID  # the Confluent schema id read as schemas/order.avsc
     status_topic: str = STATUS_TOPIC  # where the member's status goes every second
@@ -198,8 +205,15 @@ class EngineConfig:
 
     def retry_topics(self, source_topic: str) -> list[str]:
         """Where retry n of `source_topic`'s orders waits (see retry_topics)."""
-        prefix = self.retry_topic_prefix or f"{source_topic}-retry"
+        prefix = self.retry_topic_prefix or group_retry_prefix(source_topic, self.group)
         return retry_topic_names(prefix, self.rules.max_retries)
+
+    def shared_retry_topics(self, source_topic: str) -> list[str]:
+        """The retry topics every group shared before they were named per group, which a
+        group drains of its own retries; none when --retry-topic-prefix names them."""
+        if self.retry_topic_prefix:
+            return []
+        return retry_topic_names(shared_retry_prefix(source_topic), self.rules.max_retries)
 
 
 def _fenced_instance(error: KafkaError) -> bool:
@@ -239,6 +253,9 @@ class Pipeline:
         # which has its own bound.
         self._interrupt = threading.Event()
         self.retry_topics = self.config.retry_topics(settings.topic)
+        self.draining: list[str] = []  # old shared retry topics with this group's retries
+        self._foreign_topics: set[str] = set()  # where another group's retries were seen
+        self._drain_checked = 0.0
         self._trackers: dict[str, dict[int, PartitionOffsets]] = {t: {} for t in self.topics}
         self._stored: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
@@ -280,8 +297,9 @@ class Pipeline:
 
     @property
     def topics(self) -> list[str]:
-        """Every topic the pipeline consumes: the source, then its retry topics."""
-        return [self.settings.topic, *self.retry_topics]
+        """Every topic the pipeline consumes: the source, its retry topics, and the old
+        shared retry topics while they hold retries of this group."""
+        return [self.settings.topic, *self.retry_topics, *self.draining]
 
     # ---- requests from other threads: they only set state ----
 
@@ -327,6 +345,7 @@ class Pipeline:
                 self._join_fleet()
             self._begin()
             if not self._stop.is_set():
+                self.draining = self._shared_retries_waiting()
                 self._subscribe()
                 # Everything allocated so far (modules, clients, caches) lives as long as
                 # the process: moved out of the garbage collector's way, its full passes
@@ -425,6 +444,8 @@ class Pipeline:
                 self._checkpoint(POLL_TIMEOUT)
             if time.monotonic() - self._last_status >= STATUS_EVERY:
                 self._publish_status(RUNNING)
+            if self.draining and time.monotonic() - self._drain_checked >= DRAIN_CHECK_EVERY:
+                self._stop_draining_when_done()
             if idle_exit is not None and self._idle_for() >= idle_exit:
                 if self._drained_enough():
                     break
@@ -502,6 +523,18 @@ class Pipeline:
         ):
             self._registry_answered()
 
+    def _skip_foreign_retry(self, topic: str, group: str, tracker: PartitionOffsets,
+                            offset: int) -> None:  # fmt: skip
+        """Another group's retry is its job, not ours: done here without a look, counted,
+        and said once per topic (a misconfiguration: two groups given one prefix)."""
+        tracker.track_done(offset)
+        self.stats.foreign_retries_skipped += 1
+        if topic not in self._foreign_topics:
+            self._foreign_topics.add(topic)
+            self._report(f"foreign {topic}", f"skipping retry records of group {group!r} on "
+                         f"{topic}: a retry topic belongs to one group; give each group its "
+                         "own --retry-topic-prefix", error=True)  # fmt: skip
+
     def _failed(self, msg: Message, tracker: PartitionOffsets) -> _Failed:
         return _Failed(tracker, msg.offset(), msg.value(), msg.key(), msg.headers() or [],
                        self.settings.topic, msg.partition(), msg.offset(), msg.timestamp()[1],
@@ -524,6 +557,9 @@ class Pipeline:
             except NotARetryRecord as exc:
                 failed = self._failed(msg, tracker)._replace(topic=topic)
                 self._dead_letter(failed, None, str(exc), ErrorType.DESERIALIZATION, 1)
+                continue
+            if state.group is not None and state.group != self.config.group:
+                self._skip_foreign_retry(topic, state.group, tracker, offset)
                 continue
             if state.due_ms > now_ms:
                 tp = TopicPartition(topic, partition, offset)
@@ -611,7 +647,7 @@ class Pipeline:
         due = time.time() + delay
         state = RetryState(attempts, int(due * 1000), failed.first_failure_ms, reason,
                            failed.topic, failed.partition, failed.source_offset,
-                           failed.timestamp, failed.own_headers)  # fmt: skip
+                           failed.timestamp, failed.own_headers, self.config.group)  # fmt: skip
         self._write(self.retry_topics[attempts - 1], failed, state.headers(), None, order,
                     attempts)  # fmt: skip
         if self.events is not None and self._follow(failed):
@@ -1261,15 +1297,18 @@ class Pipeline:
         self.drain = DrainResult(others_hold_all, lag, held)
         return True
 
-    def _group_lag(self) -> dict[tuple[str, int], int]:
-        """Records not committed by the group, per partition of every topic it reads.
-        End offsets come from an admin client: on the consumer's own connection such a
-        request waits behind its fetch (0.5 s a partition)."""
+    def _group_lag(
+        self, topics: list[str] | None = None, committed_only: bool = False
+    ) -> dict[tuple[str, int], int]:
+        """Records not committed by the group, per partition of every topic it reads (or
+        of `topics`; with `committed_only`, of the partitions the group has committed
+        on: those it consumed). End offsets come from an admin client: on the consumer's
+        own connection such a request waits behind its fetch (0.5 s a partition)."""
         admin = self._admin()
         metadata = admin.list_topics(timeout=5).topics
         tps = [
             TopicPartition(topic, p)
-            for topic in self.topics
+            for topic in (self.topics if topics is None else topics)
             if topic in metadata and metadata[topic].error is None
             for p in metadata[topic].partitions
         ]
@@ -1280,11 +1319,38 @@ class Pipeline:
         )
         lag = {}
         for tp in self._consumer.committed(tps, timeout=5):
+            if committed_only and tp.offset < 0:
+                continue
             end = ends[TopicPartition(tp.topic, tp.partition)].result(timeout=5).offset
             behind = end - tp.offset if tp.offset >= 0 else end
             if behind > 0:
                 lag[tp.topic, tp.partition] = behind
         return lag
+
+    def _shared_retries_waiting(self) -> list[str]:
+        """The old shared retry topics (`<topic>-retry-N`) that hold records this group
+        has not consumed: read until drained, so an upgrade strands no retry."""
+        shared = self.clients.shared_retry_topics(self.settings, self.config)
+        if not shared:
+            return []
+        waiting = sorted({topic for topic, _ in self._group_lag(shared, committed_only=True)})
+        if waiting:
+            self._report("draining", f"draining this group's retries from the old shared "
+                         f"retry topics ({', '.join(waiting)}); new retries go to "
+                         f"{self.retry_topics[0]} and on")  # fmt: skip
+        return waiting
+
+    def _stop_draining_when_done(self) -> None:
+        self._drain_checked = time.monotonic()
+        try:
+            left = self._group_lag(self.draining, committed_only=True)
+        except KafkaException:
+            return  # asked again at the next check
+        if not left:
+            drained, self.draining = self.draining, []
+            self._report("drained", f"the old shared retry topics are drained "
+                         f"({', '.join(drained)}): no longer read")  # fmt: skip
+            self._subscribe()
 
     def _admin(self) -> AdminClient:
         if self._admin_client is None:

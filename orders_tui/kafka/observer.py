@@ -102,6 +102,8 @@ class Observer(EngineBase):
             state = RetryState.parse(msg.headers())
         except NotARetryRecord:
             return None
+        if state.group is not None and state.group != self.config.group:
+            return None  # another group's job, on a topic it should not share
         return RetryScheduled(state.original_partition, state.original_offset,
                               header_text(msg.key() or b""), state.attempts,
                               self.config.rules.max_attempts, state.reason,
