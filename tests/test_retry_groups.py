@@ -6,8 +6,10 @@ retry topics were named per group, two groups processed 13 % of the orders twice
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 
@@ -119,13 +121,22 @@ def test_an_upgraded_group_drains_its_retries_from_the_old_shared_topics(setting
     assert producer.flush(10) == 0
 
     assert _retries(settings, group)["shared_retry_topics"] == {shared: 1}
-    log = tmp_path / "outcomes.jsonl"
-    first = subprocess.run(consume(settings, group, log, "--idle-exit", "2"),
-                           capture_output=True, text=True, timeout=90)  # fmt: skip
-    assert first.returncode == 0, first.stderr
-    assert (
-        f"draining this group's retries from the old shared retry topics ({shared})" in first.stderr
-    )
+    log, said = tmp_path / "outcomes.jsonl", tmp_path / "stderr.txt"
+    with said.open("w") as stderr:
+        first = subprocess.Popen(consume(settings, group, log), stdout=subprocess.DEVNULL,
+                                 stderr=stderr, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 40  # drained, then seen so at the next check
+            while "no longer read" not in said.read_text():
+                assert first.poll() is None and time.monotonic() < deadline, said.read_text()
+                time.sleep(0.2)
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.wait(10)
+    assert first.returncode == 0, said.read_text()
+    text = said.read_text()
+    assert f"draining this group's retries from the old shared retry topics ({shared})" in text
+    assert f"the old shared retry topics are drained ({shared}): no longer read" in text
     [finished] = [json.loads(line) for line in log.read_text().splitlines()]
     assert (finished["order_id"], finished["outcome"], finished["attempts"]) == (
         "waiting",
