@@ -99,8 +99,9 @@ def _add_partitions_flag(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
         "--partitions",
         type=_number(int, 1),
-        default=3,
-        help="partitions for topics this command creates (default 3)",
+        default=None,
+        help="partitions for topics this command creates (default 3); an existing topic "
+        "with another count is said, not changed",
     )
 
 
@@ -162,6 +163,16 @@ def _add_connection_flags(parser: argparse.ArgumentParser, top_level: bool) -> N
         "default <topic>-value, the TopicNameStrategy)",
     )
     group.add_argument(
+        "--replication-factor",
+        type=_number(int, 1),
+        metavar="N",
+        # A string default goes through `type`, so a bad value in the environment is a
+        # bad flag, said as one.
+        default=default(os.environ.get("ORDERS_TUI_REPLICATION_FACTOR") or -1),
+        help="replicas of each topic orders-tui creates (env ORDERS_TUI_REPLICATION_FACTOR; "
+        "default: the broker's default.replication.factor)",
+    )
+    group.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -215,7 +226,8 @@ def _run_produce(args: argparse.Namespace, settings: KafkaSettings) -> int:
         if not args.json:
             _say(f"schema id {schema_id}: {registered.subject} v{registered.version} at "
                  f"{settings.registry.shown_url}")  # fmt: skip
-    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
+                  on_mismatch=_say)  # fmt: skip
     producer = OrderProducer(settings, wire_format, seed=args.seed, schema_id=schema_id)
     show_progress = not args.json and sys.stderr.isatty() and args.count > 0
     if show_progress:
@@ -433,7 +445,8 @@ def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
     config = _engine_config(args)
     outcome_log = _open_outcome_log(args.outcomes)
-    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
+                  on_mismatch=_say)  # fmt: skip
     pipeline = Pipeline(settings, config, on_finished=outcome_log, on_report=_say)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: pipeline.stop())
@@ -664,7 +677,8 @@ def _run_serve(args: argparse.Namespace, settings: KafkaSettings) -> int:
     from orders_tui.web import serve
 
     # Unreachable or refused: one line now, not an error page in each visitor's browser.
-    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions)
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
+                  on_mismatch=_say)  # fmt: skip
     watch_flags = [
         "--group", args.group, "--max-retries", str(args.max_retries),
         "--retry-topic-prefix", args.retry_topic_prefix, "--schema-id", str(args.schema_id),
@@ -868,6 +882,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.properties,
             args.schema_registry,
             args.schema_subject,
+            args.replication_factor,
         )
         return run(args, settings)
     except UserError as exc:

@@ -191,8 +191,8 @@ class StandIns(KafkaClients):
     def producer(self, settings, **overrides) -> StandInProducer:
         return self.producer_made
 
-    def create_retry_topics(self, settings, names) -> None:
-        pass
+    def create_retry_topics(self, settings, names) -> list[str]:
+        return []
 
     def shared_retry_topics(self, settings, config) -> list[str]:
         return []
@@ -530,7 +530,7 @@ def test_consume_exits_3_when_not_drained_and_says_what_is_left(monkeypatch, cap
         return self.stats
 
     monkeypatch.setattr(Pipeline, "run", not_drained)
-    monkeypatch.setattr("orders_tui.kafka.topics.ensure_topics", lambda *args: None)
+    monkeypatch.setattr("orders_tui.kafka.topics.ensure_topics", lambda *args, **kwargs: None)
     monkeypatch.setattr("signal.signal", lambda *args: None)  # pytest keeps its own
     assert main(["consume", "--headless", "--idle-exit", "1", "-b", "stand-in:9092"]) == 3
     assert "orders-tui: not drained: orders[2] lag 4,411" in capsys.readouterr().err
@@ -635,3 +635,80 @@ def test_an_outage_only_the_producer_saw_ends_once_the_old_connection_stays_up(m
     time.sleep(0.4)
     pipeline._on_stats(_stats(600.4))
     assert pipeline._down_since is None and pipeline.stats.connection_losses == 1
+
+
+class FatalRecord(Record):
+    """What consume() hands out when the client has failed for good: a message whose
+    error is librdkafka's _FATAL, with the cause in its text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(SOURCE, 0, -1001, None, None)
+        self.text = text
+
+    def error(self) -> KafkaError:
+        return KafkaError(KafkaError._FATAL, self.text, fatal=True)
+
+
+FENCED = "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
+
+
+def test_a_fenced_static_member_told_by_a_message_gets_a_new_consumer_and_goes_on():
+    """After an outage a static member fenced by its own successor heard it only from
+    consume(), which was reported and nothing more: alive, holding nothing, 90,491 orders
+    waiting for 5.5 minutes. The consumer is replaced, as when the error callback says it."""
+    after = [Record(SOURCE, 0, 1, b"k-after", avro("k-after", "Mug", 400.0))]
+    seen: dict[str, object] = {"consumers": []}
+    said: list[str] = []
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        if consumer not in seen["consumers"]:
+            seen["consumers"].append(consumer)
+            if len(seen["consumers"]) == 1:
+                consumer.pipeline.clients.batches[:] = [after]  # what the next one gets
+        seen["polls"] = seen.get("polls", 0) + 1
+        return seen["polls"] < 60
+
+    clients = run([[Record(SOURCE, 0, 0, *ORDERS[0]), FatalRecord(FENCED)]], then, said=said)
+    assert len(seen["consumers"]) == 2  # replaced, not left consuming nothing
+    assert any("the consumer was fenced" in line and "Static consumer fenced" in line
+               for line in said)  # fmt: skip
+    assert clients.consumer_made.stored == {(SOURCE, 0): 2}  # the order after it was done
+
+
+def test_any_other_fatal_error_told_by_a_message_ends_the_run_with_one_line():
+    seen: dict[str, int] = {}
+
+    def then(consumer: StandInConsumer) -> bool:
+        seen["polls"] = seen.get("polls", 0) + 1
+        return seen["polls"] < 200
+
+    with pytest.raises(KafkaRefused, match="Kafka error: Fatal error: out of sequence") as ended:
+        run([[FatalRecord("Fatal error: out of sequence")]], then)
+    assert ended.value.exit_code == 1
+    assert seen.get("polls", 0) < 200  # at once
+
+
+def test_a_member_that_holds_nothing_while_work_waits_says_so_again_and_again(monkeypatch):
+    """Alive, holding no partition after a rebalance, and the group's records waiting:
+    never silent (a fenced member sat so for 5.5 minutes)."""
+    from orders_tui.kafka import consumer as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "IDLE_WITH_WORK_AFTER", 0.2)
+    monkeypatch.setattr(pipeline_module, "IDLE_WITH_WORK_EVERY", 0.4)
+    monkeypatch.setattr(pipeline_module, "REPORT_EVERY", 0.1)
+    monkeypatch.setattr(Pipeline, "_group_lag", lambda self, *a, **k: {(SOURCE, 2): 4411})
+    said: list[str] = []
+    seen = {"polls": 0}
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        seen["polls"] += 1
+        if seen["polls"] == 1:  # a rebalance takes every partition away
+            consumer.on_revoke(consumer, list(consumer.assigned))
+        return seen["polls"] < 150  # about 1.5 s
+
+    run([[Record(SOURCE, 0, 0, *ORDERS[0])]], then, said=said)
+    idle = [line for line in said if line.startswith("holding no partition")]
+    assert len(idle) >= 2
+    assert "4,411 records wait in group 'unit' (orders[2] 4,411)" in idle[0]

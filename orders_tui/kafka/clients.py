@@ -29,14 +29,16 @@ class KafkaClients:
     def producer(self, settings: KafkaSettings, **overrides: object) -> Producer:
         return make_producer(settings, **overrides)
 
-    def create_retry_topics(self, settings: KafkaSettings, names: list[str]) -> None:
+    def create_retry_topics(self, settings: KafkaSettings, names: list[str]) -> list[str]:
         """The retry topics, created when missing with the source's partition count (a
-        retry topic spreads like its source). The source and DLQ topics are the front
-        end's to create."""
+        retry topic spreads like its source); a line for each that exists with another.
+        The source and DLQ topics are the front end's to create."""
         source = cluster_metadata(settings).topics.get(settings.topic)
         if source is None:
             raise UserError(f"topic {settings.topic!r} does not exist")
-        ensure_topics(settings, names, len(source.partitions))
+        differ: list[str] = []
+        ensure_topics(settings, names, len(source.partitions), on_mismatch=differ.append)
+        return [f"{line}: retries of a partition spread over fewer members" for line in differ]
 
     def shared_retry_topics(self, settings: KafkaSettings, config: EngineConfig) -> list[str]:
         """The old shared retry topics of this source topic that exist (never created)."""

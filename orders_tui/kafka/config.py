@@ -171,6 +171,8 @@ class KafkaSettings:
     dlq_topic: str = DEFAULT_DLQ_TOPIC
     properties: dict[str, str] = field(default_factory=dict)  # -F first, then -X
     registry: RegistrySettings | None = None  # --schema-registry
+    # Of the topics orders-tui creates; -1: the broker's default.replication.factor.
+    replication_factor: int = -1
 
     @classmethod
     def from_flags(
@@ -182,6 +184,7 @@ class KafkaSettings:
         properties: Iterable[str] = (),
         schema_registry: str = "",
         schema_subject: str = "",
+        replication_factor: int = -1,
     ) -> KafkaSettings:
         merged: dict[str, str] = {}
         for path in properties_files:
@@ -219,7 +222,7 @@ class KafkaSettings:
             raise UserError("--topic and --dlq-topic cannot be empty")
         if topic == dlq_topic:
             raise UserError(f"--topic and --dlq-topic are both {topic!r}: they must differ")
-        return cls(bootstrap_servers, topic, dlq_topic, merged, registry)
+        return cls(bootstrap_servers, topic, dlq_topic, merged, registry, replication_factor)
 
     def effective(self, name: str) -> str:
         """A librdkafka property as set by -F or -X, or ""."""

@@ -115,6 +115,10 @@ SHUTDOWN_SECONDS = 4.0  # a stop finishes within this, broker or not (`q`: see E
 # A record waiting for the schema registry is read again after this long.
 REGISTRY_RETRY_SECONDS = 1.0
 REPORT_EVERY = 5.0  # seconds between two reports of the same kind (outage, commit failure)
+# Holding no partition this long while the group has records waiting is said, and said
+# again this often: a member alive and idle with work waiting must not be silent.
+IDLE_WITH_WORK_AFTER = SESSION_TIMEOUT_MS / 1000
+IDLE_WITH_WORK_EVERY = 30.0
 SLOW_COMMIT_GRACE = 5.0  # a transaction's commit still not done after this is a failure
 STALE_UP_GRACE = 3.0  # seconds a connection older than a loss is not taken for a restore
 DRAIN_CHECK_EVERY = 1.0
@@ -217,8 +221,22 @@ class EngineConfig:
 
 
 def _fenced_instance(error: KafkaError) -> bool:
-    """A fatal consumer error saying another member took our group.instance.id."""
-    return error.code() == KafkaError.FENCED_INSTANCE_ID
+    """A fatal consumer error saying another member took our group.instance.id: as the
+    broker's code, or wrapped as librdkafka's _FATAL when it comes with a message."""
+    return error.code() == KafkaError.FENCED_INSTANCE_ID or (
+        error.code() == KafkaError._FATAL and "fenced" in error.str()
+        and "group.instance.id" in error.str()
+    )  # fmt: skip
+
+
+def _per_partition(counts: dict[tuple[str, int], int], what: str = "") -> str:
+    """`orders[0] 1,234 back, ...`: a count for each partition that has one."""
+    return ", ".join(f"{t}[{p}] {n:,}{what}" for (t, p), n in sorted(counts.items()) if n > 0)
+
+
+def _rewound(back: dict[tuple[str, int], int]) -> str:
+    """How far each partition goes back: what is redone."""
+    return _per_partition(back, " back") or "nothing to redo"
 
 
 class Pipeline:
@@ -294,6 +312,8 @@ class Pipeline:
         self._control: ControlFollower | None = None
         self._control_seq = -1  # the last fleet command obeyed
         self._last_status = 0.0
+        self._holding_nothing_since: float | None = None
+        self._idle_with_work_said = 0.0
 
     @property
     def topics(self) -> list[str]:
@@ -324,7 +344,8 @@ class Pipeline:
         and the group has committed everything (`drain` says how it ended). Commits what
         is done before returning."""
         settings, config = self.settings, self.config
-        self.clients.create_retry_topics(self.settings, self.retry_topics)
+        for line in self.clients.create_retry_topics(self.settings, self.retry_topics):
+            self._report(line, line, error=True)
         self._slot = MemberSlot.take(config.group, config.instance_id or None)
         try:
             self._delivery = self._make_delivery()
@@ -446,6 +467,7 @@ class Pipeline:
                 self._publish_status(RUNNING)
             if self.draining and time.monotonic() - self._drain_checked >= DRAIN_CHECK_EVERY:
                 self._stop_draining_when_done()
+            self._say_if_idle_with_work()
             if idle_exit is not None and self._idle_for() >= idle_exit:
                 if self._drained_enough():
                     break
@@ -964,9 +986,9 @@ class Pipeline:
         orders count twice). They are asked of the broker, not remembered: a commit whose
         answer was lost (the broker restarted) may have happened, and the new producer's
         start completed it."""
-        self._report("rewind", f"{why}: consuming again from the last commit", error=True)
         consumer = self._consumer
         held = [TopicPartition(t, p) for t, parts in self._trackers.items() for p in parts]
+        positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(held)}
         committed: list[TopicPartition] | None = None
         while held and committed is None:
             if self._stop.is_set():
@@ -975,6 +997,10 @@ class Pipeline:
                 committed = consumer.committed(held, timeout=POLL_TIMEOUT * 10)
             except KafkaException:
                 continue  # the coordinator does not answer yet
+        back = {(tp.topic, tp.partition): positions.get((tp.topic, tp.partition), -1) - tp.offset
+                for tp in committed or [] if tp.offset >= 0}  # fmt: skip
+        self._report("rewind", f"{why}: consuming again from the last commit "
+                     f"({_rewound(back)})", error=True)  # fmt: skip
         for tp in committed or []:
             key = (tp.topic, tp.partition)
             self._trackers[tp.topic][tp.partition] = PartitionOffsets()
@@ -1034,6 +1060,11 @@ class Pipeline:
                 self._producer_broken = "partitions were lost and the abort failed"
         else:
             self._forget(partitions)
+            # Their next owner (this member again, after an outage, say) starts at the
+            # group's commit: what was done since comes again.
+            named = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+            self._report("rewind", f"partitions lost ({named}): their records since the last "
+                         "commit (0.1 s at most) are consumed again", error=True)  # fmt: skip
         self._release(consumer, partitions)
         self._status(False, "partitions lost")
 
@@ -1165,6 +1196,15 @@ class Pipeline:
 
     def _on_message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
+            return
+        # A fatal error reaches consume() as a message too: after an outage, a static
+        # member fenced by its own successor got only this, and stayed alive consuming
+        # nothing (5.5 minutes, 90,491 orders waiting) when it was only reported.
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            if _fenced_instance(error):
+                self._fenced = self._fenced or error.str()  # replaced by the loop
+            else:
+                self._refuse(KafkaRefused(f"Kafka error: {error.str()}"))
             return
         if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise KafkaRefused(f"a topic the pipeline reads is gone (deleted?): {error.str()}; "
@@ -1326,6 +1366,33 @@ class Pipeline:
             if behind > 0:
                 lag[tp.topic, tp.partition] = behind
         return lag
+
+    def _say_if_idle_with_work(self) -> None:
+        """Holding no partition for longer than a session while the group has records
+        waiting: said every IDLE_WITH_WORK_EVERY seconds, with what waits."""
+        now = time.monotonic()
+        if any(self._trackers.values()) or self.paused:
+            self._holding_nothing_since = None
+            return
+        if self._holding_nothing_since is None:
+            self._holding_nothing_since = now
+        held_nothing_for = now - self._holding_nothing_since
+        if held_nothing_for < IDLE_WITH_WORK_AFTER or (
+            now - self._idle_with_work_said < IDLE_WITH_WORK_EVERY
+        ):
+            return
+        self._idle_with_work_said = now
+        try:
+            lag = self._group_lag()
+        except KafkaException:
+            return  # the outage has its own line
+        if lag:
+            waiting = sum(lag.values())
+            self._report("idle", f"holding no partition for {held_nothing_for:.0f} s while "
+                         f"{waiting:,} records wait in group {self.config.group!r} "
+                         f"({_per_partition(lag)}): other members hold them, "
+                         "or the group is not balancing (orders-tui watch shows who holds "
+                         "what)", error=True)  # fmt: skip
 
     def _shared_retries_waiting(self) -> list[str]:
         """The old shared retry topics (`<topic>-retry-N`) that hold records this group

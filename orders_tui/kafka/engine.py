@@ -34,7 +34,7 @@ from orders_tui.kafka.dlq import DlqEntry, replay_headers
 from orders_tui.kafka.events import ROWS_SHOWN, EngineStatus, EventQueue, Notice, OrderSeen
 from orders_tui.kafka.producer import OrderProducer, make_producer
 from orders_tui.kafka.redrive import replay_targets
-from orders_tui.kafka.topics import DEFAULT_PARTITIONS, ensure_topics
+from orders_tui.kafka.topics import ensure_topics
 
 RECONNECT_EVERY = 2.0
 # `q` closes the dashboard within 2 s: the engine process gets 1.8 s, its pipeline this.
@@ -63,7 +63,7 @@ class EngineOptions:
     batch_size: int = 15
     rate: float = 10.0
     max_replays: int = 3
-    partitions: int = DEFAULT_PARTITIONS
+    partitions: int | None = None  # for topics it creates (DEFAULT_PARTITIONS); given: checked
     seed: int | None = None
 
 
@@ -164,9 +164,9 @@ class EngineBase:
         settings = self.settings
         while not self._stop.is_set():
             try:
-                ensure_topics(
-                    settings, [settings.topic, settings.dlq_topic], self.partitions, timeout=3.0
-                )
+                ensure_topics(settings, [settings.topic, settings.dlq_topic], self.partitions,
+                              timeout=3.0, on_mismatch=lambda line: self.events.put(
+                                  Notice(line, error=True)))  # fmt: skip
                 break
             except BrokerUnreachable as exc:
                 self._set_connected(False, str(exc))

@@ -22,6 +22,9 @@ PRODUCER_DEFAULTS: dict[str, object] = {
     # (CRC32) put a key replayed into a topic Java services write on another partition,
     # breaking its order. -X partitioner=... still wins.
     "partitioner": "murmur2_random",
+    # Writing to a missing topic must not create it with the broker's defaults (1
+    # partition, on a stock broker): orders-tui creates its topics as asked.
+    "allow.auto.create.topics": False,
 }
 PROGRESS_EVERY = 0.1  # seconds between progress callbacks
 

@@ -54,9 +54,13 @@ from orders_tui.visible import visible
 REDRIVE_BATCH = 500  # records a transaction
 COMMIT_EVERY = 0.5  # seconds: the longest a transaction stays open
 TRANSACTION_TIMEOUT = 30.0
+# Answers to the resume point's lookup that mean "ask again": a coordinator loading its
+# groups after a (re)start, or an offset an aborting transaction still holds.
 COORDINATOR_NOT_READY = frozenset({KafkaError.NOT_COORDINATOR,
                                    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                                   KafkaError.COORDINATOR_NOT_AVAILABLE})  # fmt: skip
+                                   KafkaError.COORDINATOR_NOT_AVAILABLE,
+                                   KafkaError._TIMED_OUT,
+                                   KafkaError.UNSTABLE_OFFSET_COMMIT})  # fmt: skip
 CALL_TIMEOUT = 10.0  # a commit of the redrive's transaction waits this long for the broker
 GIVE_UP = 15.0  # ... and is given up on after this, should it ignore that (call_within)
 
@@ -76,7 +80,8 @@ def ensure_redrive_log(settings: KafkaSettings) -> None:
     if topic in admin.list_topics(timeout=10).topics:
         return
     created = admin.create_topics(
-        [NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})], request_timeout=10
+        [NewTopic(topic, 1, settings.replication_factor, config={"cleanup.policy": "compact"})],
+        request_timeout=10,
     )
     for future in created.values():
         try:
@@ -223,6 +228,9 @@ class Redrive:
         started = time.monotonic()
         consumer = self._consumer(self.group)
         try:
+            # A killed run's transaction may still be open, and the resume point waits on
+            # it: fence and abort it first, or the lookup times out under load.
+            producer = None if self.summary.dry_run else self._transactional_producer()
             resume = self._committed(consumer)
             if resume:
                 self._learn_what_was_sent(resume)
@@ -236,7 +244,7 @@ class Redrive:
             if self.summary.dry_run:
                 self._plan(consumer, resume)
             else:
-                self._send(consumer, resume)
+                self._send(producer, consumer, resume)
         except KafkaException as exc:  # the broker went away mid-way, say
             raise KafkaInterrupted(
                 f"redrive {self.summary.name} stopped: {exc.args[0].str()}; nothing after "
@@ -267,7 +275,8 @@ class Redrive:
         partitions = [TopicPartition(topic, p) for p in partitions_of(consumer, topic)]
         if not partitions:
             raise UserError(f"topic {topic!r} does not exist (nothing dead-lettered yet?)")
-        deadline = time.monotonic() + CALL_TIMEOUT
+        # As long as a transaction may stay open: an offset it holds is not stable.
+        deadline = time.monotonic() + TRANSACTION_TIMEOUT
         while True:
             try:
                 committed = consumer.committed(partitions, timeout=CALL_TIMEOUT)
@@ -349,7 +358,7 @@ class Redrive:
 
     # ---- sending, in transactions with the DLQ offsets ----
 
-    def _send(self, consumer: Consumer, resume: dict[int, int]) -> None:
+    def _transactional_producer(self) -> Producer:
         producer = make_producer(
             self.settings,
             **{
@@ -364,6 +373,9 @@ class Redrive:
             raise KafkaInterrupted(
                 f"cannot start the redrive's transactions: {exc.args[0].str()}"
             ) from None
+        return producer
+
+    def _send(self, producer: Producer, consumer: Consumer, resume: dict[int, int]) -> None:
         topic = self.settings.dlq_topic
         positions: dict[int, int] = {}
         in_batch = 0

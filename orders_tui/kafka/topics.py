@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
@@ -28,7 +29,10 @@ TLS_HINT = (
 
 def admin_client(settings: KafkaSettings) -> tuple[AdminClient, list[KafkaError]]:
     errors: list[KafkaError] = []
-    admin = make_client(AdminClient, settings.client_config(error_cb=errors.append))
+    # Asked about a topic by name, a broker with auto.create.topics.enable (Kafka's
+    # default) creates it with its own defaults: 1 partition, whatever was asked for.
+    config = settings.client_config(error_cb=errors.append, **{"allow.auto.create.topics": False})
+    admin = make_client(AdminClient, config)
     return admin, errors
 
 
@@ -78,13 +82,16 @@ def _tls_failure(text: str) -> bool:
 def ensure_topics(
     settings: KafkaSettings,
     topics: list[str],
-    partitions: int = DEFAULT_PARTITIONS,
-    replication_factor: int = 1,
+    partitions: int | None = None,
     timeout: float = 10.0,
     config: dict[str, str] | None = None,
+    on_mismatch: Callable[[str], None] | None = None,
 ) -> ClusterMetadata:
-    """Create the topics that do not exist yet (with `config`, if given); returns fresh
-    cluster metadata."""
+    """Create the topics that do not exist yet, with `partitions` (DEFAULT_PARTITIONS when
+    None), `settings.replication_factor` and `config`; returns fresh cluster metadata.
+    When `partitions` is given, a topic that exists with another count (made earlier, by
+    someone else, or by a broker's auto-creation) is said to `on_mismatch`, one line
+    each: it is not changed."""
     admin, errors = admin_client(settings)
     metadata = wait_for_metadata(admin, errors, settings, timeout)
     missing = [t for t in topics if t not in metadata.topics]
@@ -94,10 +101,35 @@ def ensure_topics(
         found = admin.list_topics(topic, timeout=timeout).topics.get(topic)
         if found is not None and found.error is not None and is_authorization_failure(found.error):
             raise not_authorized(settings, found.error, "Describe", topic)
-    if not missing:
-        return metadata
+    if missing:
+        _create(admin, settings, missing, partitions or DEFAULT_PARTITIONS, timeout, config)
+        metadata = _wait_for_leaders(admin, topics, timeout)
+    if partitions is not None and on_mismatch is not None:
+        for line in partition_mismatches(metadata, topics, partitions):
+            on_mismatch(line)
+    return metadata
+
+
+def partition_mismatches(metadata: ClusterMetadata, topics: list[str], asked: int) -> list[str]:
+    """A line for each topic whose partition count is not `asked`."""
+    lines = []
+    for topic in topics:
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or len(found.partitions) == asked:
+            continue
+        count = len(found.partitions)
+        lines.append(
+            f"topic {topic!r} has {count} partition{'s' if count != 1 else ''}, not the "
+            f"{asked} asked for (it existed already: kafka-topics --alter --partitions "
+            f"{asked} adds them; keys then move)"
+        )
+    return lines
+
+
+def _create(admin: AdminClient, settings: KafkaSettings, topics: list[str], partitions: int,
+            timeout: float, config: dict[str, str] | None) -> None:  # fmt: skip
     futures = admin.create_topics(
-        [NewTopic(t, partitions, replication_factor, config=config or {}) for t in missing],
+        [NewTopic(t, partitions, settings.replication_factor, config=config or {}) for t in topics],
         operation_timeout=timeout,
         request_timeout=timeout,
     )
@@ -110,7 +142,10 @@ def ensure_topics(
                 raise not_authorized(settings, error, "Create", topic) from None
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # created by someone else
                 raise UserError(f"cannot create topic {topic!r}: {error.str()}") from None
-    # Metadata can lag creation by a moment; wait until every topic has its leaders.
+
+
+def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> ClusterMetadata:
+    """Metadata can lag creation by a moment; wait until every topic has its leaders."""
     deadline = time.monotonic() + timeout
     while True:
         metadata = admin.list_topics(timeout=timeout)
