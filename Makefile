@@ -47,8 +47,9 @@ browser:
 
 # The tests start their own broker on free ports (tests/conftest.py), one per worker:
 # two workers, since most of a Kafka test is waiting (8.6 minutes in one, 4.8 in two).
+# The three-node cluster's tests share one worker (loadgroup), so one cluster runs.
 test: lint browser
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: install broker
 	$(BIN)/python benchmarks/produce.py -b $(BOOTSTRAP)

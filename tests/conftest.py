@@ -32,13 +32,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port_pair() -> int:
-    """A port whose next two are free too: the broker, its controller, its SASL listener."""
+def _free_port_pair(count: int = 3) -> int:
+    """A port whose next `count - 1` are free too: for each node, the broker, its
+    controller, its SASL listener."""
     for _ in range(100):
         port = random.randrange(20000, 40000)
-        if all(_port_free(port + i) for i in range(3)):
+        if all(_port_free(port + i) for i in range(count)):
             return port
-    raise RuntimeError("no three free neighbouring ports on 127.0.0.1")
+    raise RuntimeError(f"no {count} free neighbouring ports on 127.0.0.1")
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +119,45 @@ def own_broker(tmp_path: Path) -> Iterator[OwnBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+class Cluster:
+    """Three Apache Kafka nodes (replication 3, min.insync.replicas 2) started by
+    `scripts/kafka-local --brokers 3` on free ports; a test stops, kills and restarts
+    nodes of it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = _free_port_pair(9)
+        self.ports = [self.port + 3 * i for i in range(3)]
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        self._flags = ["--brokers", "3", "--port", str(self.port), "--dir", str(folder)]
+
+    def run(self, *action: str) -> None:
+        subprocess.run([str(KAFKA_LOCAL), *action, *self._flags], check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+
+    def kill(self, node: int) -> None:
+        self.run("kill-node", str(node))
+
+    def stop(self, node: int) -> None:
+        self.run("stop-node", str(node))
+
+    def start(self, node: int) -> None:
+        self.run("start-node", str(node))
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The session's three-node cluster (the cluster tests run on one xdist worker)."""
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.run("start")
+    except subprocess.CalledProcessError as failed:
+        pytest.fail(f"the test cluster did not start:\n{failed.stderr.decode()}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.run("stop")
 
 
 REGISTRY_LOCAL = ROOT / "scripts" / "registry-local"
