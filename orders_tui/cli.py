@@ -440,6 +440,19 @@ def _add_consume(sub: argparse._SubParsersAction) -> None:
 def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
     import signal
 
+    pipeline = None
+
+    def on_signal(*_: object) -> None:
+        # Before the pipeline runs nothing was consumed, so nothing is left to commit: a
+        # stop then is a clean exit (SIGTERM in the first moments killed the process
+        # with the default action, rc -15).
+        if pipeline is None:
+            raise SystemExit(0)
+        pipeline.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+
     from orders_tui.kafka.consumer import Pipeline
     from orders_tui.kafka.topics import ensure_topics
 
@@ -448,8 +461,6 @@ def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
     ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
                   on_mismatch=_say)  # fmt: skip
     pipeline = Pipeline(settings, config, on_finished=outcome_log, on_report=_say)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: pipeline.stop())
     stats = pipeline.run(idle_exit=args.idle_exit)
     summary = stats.summary(time.time())
     drain = pipeline.drain

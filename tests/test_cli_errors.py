@@ -289,3 +289,36 @@ def test_registry_credentials_are_hidden_and_other_registry_properties_shown():
         "token tok-abcdef, trusting /etc/ca/registry.pem"
     )
     assert said == "at http://registry:8081 as *** (***), token ***, trusting /etc/ca/registry.pem"
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (SigCgt in /proc)."""
+    from pathlib import Path
+
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def test_sigterm_while_consume_is_still_connecting_is_a_clean_exit():
+    """The handler came after the topics were checked: a SIGTERM while the broker was slow
+    to answer killed the process with the default action (rc -15)."""
+    import signal
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts, never answers: the topic check waits
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        proc = subprocess.Popen([sys.executable, "-m", "orders_tui", "consume", "--headless",
+                                 "-b", address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not _catches(proc.pid, signal.SIGTERM):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - sent < 2 and "Traceback" not in err

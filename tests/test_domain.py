@@ -161,6 +161,14 @@ def test_stats_aggregate_processed_orders():
     assert PipelineStats().summary(1.0)["min_price"] is None
 
 
+def test_the_rate_counts_finished_orders_so_a_run_of_retries_alone_is_not_zero():
+    stats = PipelineStats(started=100.0)
+    stats.add_processed(20.0, recovered=True, now=101.0)  # retries: nothing consumed
+    stats.add_dead_lettered(["retries_exhausted"])
+    assert stats.consumed == 0
+    assert stats.summary(now=102.0)["orders_per_second"] == 1.0  # 2 orders in 2 s
+
+
 def test_rate_meter_counts_per_second():
     meter = RateMeter(window=10)
     meter.add(5, 100.2)

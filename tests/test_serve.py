@@ -265,7 +265,15 @@ def attacker_site(served_port: int) -> Iterator[int]:
 
 
 def _sessions_started(served: Served) -> int:
-    return sum("orders_tui watch" in c for c in session_processes(served.process.pid))
+    """`watch` processes this server started (not another test's, run alongside)."""
+    count = 0
+    for pid in _children(served.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        count += "orders_tui watch" in cmdline and not cmdline.startswith("/bin/sh")
+    return count
 
 
 @pytest.mark.parametrize("with_token", [False, True], ids=["no-token", "token-cookie"])

@@ -81,6 +81,11 @@ class PipelineStats:
         self.dead_lettered_by_type.update(error_types)
 
     @property
+    def finished(self) -> int:
+        """Orders whose fate is settled: processed or dead-lettered."""
+        return self.processed + self.dead_lettered
+
+    @property
     def dead_lettered(self) -> int:
         return sum(self.dead_lettered_by_type.values())
 
@@ -102,7 +107,9 @@ class PipelineStats:
             "min_price": self.min_price if self.processed else None,
             "max_price": self.max_price if self.processed else None,
             "seconds": round(elapsed, 3),
-            "orders_per_second": round(self.consumed / elapsed, 1) if elapsed else 0.0,
+            # Orders finished (processed or dead-lettered), not source records read: a
+            # run that only drained retries read none and reported 0.0.
+            "orders_per_second": round(self.finished / elapsed, 1) if elapsed else 0.0,
             "connection_losses": self.connection_losses,
             "seconds_disconnected": round(self.seconds_disconnected, 1),
             "commit_failures": self.commit_failures,

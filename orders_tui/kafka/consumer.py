@@ -125,7 +125,8 @@ DRAIN_CHECK_EVERY = 1.0
 # --idle-exit: how long to wait for partitions held by members that may be dead (their
 # session must expire before the partitions move) before saying what is not drained.
 DRAIN_WAIT = SESSION_TIMEOUT_MS / 1000 + 5.0
-DRAIN_CHECK_EVERY = 10.0  # seconds between looks at the old shared retry topics' lag
+SHARED_RETRIES_CHECK_EVERY = 10.0  # seconds between looks at the old shared retry topics
+CONTROL_CATCH_UP = 10.0  # seconds a joining member waits to read the fleet's last command
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +466,7 @@ class Pipeline:
                 self._checkpoint(POLL_TIMEOUT)
             if time.monotonic() - self._last_status >= STATUS_EVERY:
                 self._publish_status(RUNNING)
-            if self.draining and time.monotonic() - self._drain_checked >= DRAIN_CHECK_EVERY:
+            if self.draining:
                 self._stop_draining_when_done()
             self._say_if_idle_with_work()
             if idle_exit is not None and self._idle_for() >= idle_exit:
@@ -810,9 +811,10 @@ class Pipeline:
             now = time.monotonic()
             if self._unsettled_since is None:
                 self._unsettled_since = now
-            # A commit that only takes longer than a checkpoint's timeout (a loaded
-            # machine) is completed by the next checkpoint: a failure once it lasts.
-            slow_only = delivery.timed_out and now - self._unsettled_since < SLOW_COMMIT_GRACE
+            # A commit that only has to wait (a loaded machine, a coordinator finishing
+            # a predecessor's abort after a restart) is completed by a later checkpoint:
+            # a failure once it lasts.
+            slow_only = delivery.waiting and now - self._unsettled_since < SLOW_COMMIT_GRACE
             if not self._interrupt.is_set() and not slow_only:  # a stop completes it
                 self._commit_failed(
                     f"the transaction's commit did not complete ({delivery.last_error})"
@@ -1256,6 +1258,15 @@ class Pipeline:
         self._control = ControlFollower(self.settings, config.control_topic, config.group,
                                         self._obey)  # fmt: skip
         self._control.start()
+        # A member joining a paused fleet starts paused: it consumes nothing before it has
+        # read the fleet's last command (under load, one joined and consumed a batch first).
+        deadline = time.monotonic() + CONTROL_CATCH_UP
+        while not self._control.caught_up.wait(0.1) and not self._stop.is_set():
+            if time.monotonic() > deadline:
+                self._report("fleet", "the control topic did not answer within "
+                             f"{CONTROL_CATCH_UP:.0f} s: consuming without the fleet's last "
+                             "command", error=True)  # fmt: skip
+                break
 
     def _obey(self, command: Command) -> None:
         """A fleet command (on the control thread: it only sets requests)."""
@@ -1408,6 +1419,8 @@ class Pipeline:
         return waiting
 
     def _stop_draining_when_done(self) -> None:
+        if time.monotonic() - self._drain_checked < SHARED_RETRIES_CHECK_EVERY:
+            return
         self._drain_checked = time.monotonic()
         try:
             left = self._group_lag(self.draining, committed_only=True)

@@ -44,14 +44,21 @@ WRITER_PRODUCER: dict[str, object] = {
 # id) aborts it at start.
 TRANSACTION_TIMEOUT_MS = 30_000
 
+# Answers that mean "not yet", not "failed": a commit that ran out of time, and a
+# coordinator busy finishing a predecessor's transaction (after a restart) or moving.
+WAITING = frozenset({KafkaError._TIMED_OUT, KafkaError.CONCURRENT_TRANSACTIONS,
+                     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR,
+                     KafkaError.COORDINATOR_NOT_AVAILABLE})  # fmt: skip
+
 
 class Delivery:
     """What the pipeline needs from either guarantee."""
 
     exactly_once: bool
     consumer_settings: dict[str, object]
-    # The last settle only ran out of time: the call goes on, and the next completes it.
-    timed_out = False
+    # The last settle only had to wait (WAITING): the call goes on, and the next
+    # completes it.
+    waiting = False
 
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
@@ -176,7 +183,7 @@ class Transactional(Delivery):
     def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
                give_up: float) -> bool:  # fmt: skip
         producer = self.producer
-        self.timed_out = False
+        self.waiting = False
         try:
             if not self._committing:
                 if offsets:
@@ -202,7 +209,7 @@ class Transactional(Delivery):
                     raise ProducerFailed(f"{error.str()}; the abort failed too") from None
                 raise TransactionAborted(error.str()) from None
             self.last_error = error.str()
-            self.timed_out = error.code() == KafkaError._TIMED_OUT
+            self.waiting = error.code() in WAITING
             return False
 
     def abort(self, timeout: float) -> bool:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
 
 from orders_tui import __version__
 from orders_tui.domain.member_status import (
@@ -87,12 +87,14 @@ def new_status(group: str, member: str, **figures: object) -> MemberStatus:
 
 class ControlFollower:
     """Follows the control topic on a thread of its own and hands each new command for
-    `group` to `obey` (the latest one first, at start)."""
+    `group` to `obey` (the latest one first, at start). `caught_up` is set once the
+    commands already there have been obeyed."""
 
     def __init__(self, settings: KafkaSettings, topic: str, group: str,
                  obey: Callable[[Command], None]) -> None:  # fmt: skip
         self._settings, self._topic, self._group = settings, topic, group.encode()
         self._obey = obey
+        self.caught_up = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="orders-tui-control",
                                         daemon=True)  # fmt: skip
@@ -104,7 +106,7 @@ class ControlFollower:
         self._stop.set()
 
     def _run(self) -> None:
-        reader = plain_reader(self._settings)
+        reader = plain_reader(self._settings, **{"enable.partition.eof": True})
         try:
             reader.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
             last_seq = -1
@@ -123,5 +125,8 @@ class ControlFollower:
                 if latest is not None and latest.seq > last_seq:
                     last_seq = latest.seq
                     self._obey(latest)
+                if any(msg.error() is not None and msg.error().code() == KafkaError._PARTITION_EOF
+                       for msg in messages):  # fmt: skip
+                    self.caught_up.set()
         finally:
             reader.close()
