@@ -581,23 +581,28 @@ def _run_dashboard(args: argparse.Namespace, settings: KafkaSettings) -> int:
     return app.return_code or 0
 
 
-def _add_fleet_watch_flags(p: argparse.ArgumentParser) -> None:
-    """Which fleet to watch: `watch` and `serve`."""
+def _add_group_retry_flags(parser: argparse._ActionsContainer, whose: str) -> None:
+    """A group and what names its retry topics: for commands that read them."""
     from orders_tui.domain.rules import FailureRules
     from orders_tui.kafka.config import DEFAULT_GROUP
 
-    fleet = p.add_argument_group("fleet")
-    fleet.add_argument(
-        "--group", default=DEFAULT_GROUP, help="the workers' consumer group (default %(default)s)"
+    parser.add_argument(
+        "--group", default=DEFAULT_GROUP, help=f"{whose} consumer group (default %(default)s)"
     )
-    fleet.add_argument(
+    parser.add_argument(
         "--max-retries", type=_count, default=FailureRules().max_retries,
-        help="the workers' retries, for the retry topics' names (default %(default)s)",
+        help=f"{whose} retries, for the retry topics' names (default %(default)s)",
     )  # fmt: skip
-    fleet.add_argument(
+    parser.add_argument(
         "--retry-topic-prefix", default="", metavar="PREFIX",
-        help="the workers' retry topic prefix (default: <topic>-<group>-retry)",
+        help=f"{whose} retry topic prefix (default: <topic>-<group>-retry)",
     )  # fmt: skip
+
+
+def _add_fleet_watch_flags(p: argparse.ArgumentParser) -> None:
+    """Which fleet to watch: `watch` and `serve`."""
+    fleet = p.add_argument_group("fleet")
+    _add_group_retry_flags(fleet, "the workers'")
     _add_schema_id_flag(fleet, written=False)
     _add_partitions_flag(fleet)
     _add_fleet_flags(fleet)
@@ -812,9 +817,6 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_retries(sub: argparse._SubParsersAction) -> None:
-    from orders_tui.domain.rules import FailureRules
-    from orders_tui.kafka.config import DEFAULT_GROUP
-
     p = sub.add_parser(
         "retries",
         help="what waits on a group's retry topics (and on the old shared ones)",
@@ -823,17 +825,7 @@ def _add_retries(sub: argparse._SubParsersAction) -> None:
         "(<topic>-retry-N), which the group's next consume drains. Reads committed "
         "offsets; joins nothing.",
     )
-    p.add_argument(
-        "--group", default=DEFAULT_GROUP, help="the consumer group (default %(default)s)"
-    )
-    p.add_argument(
-        "--max-retries", type=_count, default=FailureRules().max_retries,
-        help="the group's retries, for the topics' names (default %(default)s)",
-    )  # fmt: skip
-    p.add_argument(
-        "--retry-topic-prefix", default="", metavar="PREFIX",
-        help="the group's retry topic prefix (default: <topic>-<group>-retry)",
-    )  # fmt: skip
+    _add_group_retry_flags(p, "the group's")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     def run(args: argparse.Namespace, settings: KafkaSettings) -> int:

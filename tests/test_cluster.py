@@ -5,7 +5,6 @@ read_committed reader. `pytest -m cluster` runs these alone."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.topics import ensure_topics
 from tests.expectations import dead_lettered
 from tests.kafka_helpers import read_all
+from tests.test_crash_safety import whole_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -66,18 +66,6 @@ def test_every_topic_orders_tui_creates_has_three_replicas(cluster):
     assert len(topics[settings.topic].partitions) == 6
 
 
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().split("\n")[:-1]:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a crash: those orders come again
-            continue
-    return records
-
-
 def _leader(cluster, topic: str, partition: int) -> int:
     metadata = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(topic, timeout=10)
     return metadata.topics[topic].partitions[partition].leader
@@ -104,7 +92,7 @@ def test_killing_the_leader_of_a_source_partition_mid_run_loses_nothing_and_doub
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 60
-            while len(_lines(outcomes)) < 8000:
+            while len(whole_records(outcomes)) < 8000:
                 assert worker.poll() is None, said.read_text()
                 assert time.monotonic() < deadline, "the pipeline got nowhere"
                 time.sleep(0.1)
@@ -113,7 +101,7 @@ def test_killing_the_leader_of_a_source_partition_mid_run_loses_nothing_and_doub
             cluster.start(victim)
             assert producer.wait(120) == 0, producer.stderr.read()
             deadline = time.monotonic() + 120
-            while len({r["order_id"] for r in _lines(outcomes)}) < 30000:
+            while len({r["order_id"] for r in whole_records(outcomes)}) < 30000:
                 assert worker.poll() is None, said.read_text()
                 assert time.monotonic() < deadline, (
                     f"not every order finished after the failover: {said.read_text()}"
@@ -130,7 +118,7 @@ def test_killing_the_leader_of_a_source_partition_mid_run_loses_nothing_and_doub
 
     produced = [decode(m.value()) for m in read_all(cluster.bootstrap, settings.topic, 30000)]
     assert len(produced) == 30000
-    finished = {r["order_id"] for r in _lines(outcomes)}
+    finished = {r["order_id"] for r in whole_records(outcomes)}
     assert finished == {o.orderId for o in produced}  # 0 lost
     dlq = [DlqEntry.from_message(m) for m in read_all(cluster.bootstrap, settings.dlq_topic)]
     per_original = Counter(entry.original for entry in dlq)

@@ -42,6 +42,7 @@ from orders_tui.domain.untrusted_avro import (
     compile_schema,
     parse_schema_text,
     read_container,
+    read_long,
 )
 
 CONTAINER_MAGIC = b"Obj\x01"
@@ -115,33 +116,17 @@ _DIRECT = _fields(_PARSED) == _DIRECT_LAYOUT
 encode_schemaless = _encode_direct if _DIRECT else _encode_fastavro
 
 
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    """An Avro long (zigzag varint) at pos; IndexError when the data ends first."""
-    byte = data[pos]
-    pos += 1
-    n = byte & 0x7F
-    shift = 7
-    while byte & 0x80:
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-        byte = data[pos]
-        pos += 1
-        n |= (byte & 0x7F) << shift
-        shift += 7
-    return (n >> 1) ^ -(n & 1), pos
-
-
 def _decode_direct(data: bytes, pos: int) -> Order | None:
     """The Order record read directly (3x faster than fastavro's schemaless_reader), or
     None for anything irregular, which then goes to fastavro for its verdict and message.
     Tests check it against fastavro on valid and mangled inputs."""
     try:
-        size, pos = _read_long(data, pos)
+        size, pos = read_long(data, pos)
         if size < 0:
             return None
         end = pos + size
         order_id = data[pos:end].decode()
-        size, pos = _read_long(data, end)
+        size, pos = read_long(data, end)
         if size < 0:
             return None
         end = pos + size
