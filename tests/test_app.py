@@ -153,7 +153,7 @@ async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
     broker = [str(KAFKA_LOCAL), "--port", str(port), "--dir", str(tmp_path / "kafka")]
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: "cannot reach" in screen_text(app), timeout=15)
-        text = screen_text(app).replace("\n", " ")
+        text = " ".join(screen_text(app).split())  # the banner wraps where its detail ends
         assert "● disconnected" in text
         assert f"cannot reach Kafka at 127.0.0.1:{port}" in text
         assert "scripts/kafka-local start" in text
