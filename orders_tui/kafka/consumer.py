@@ -89,6 +89,9 @@ from orders_tui.kafka.status import (
 
 CONSUME_BATCH = 1000
 SESSION_TIMEOUT_MS = 10_000
+# Settings of the classic group protocol, which KIP-848's consumer protocol refuses.
+CLASSIC_PROTOCOL_ONLY = {"partition.assignment.strategy", "session.timeout.ms",
+                         "heartbeat.interval.ms"}  # fmt: skip
 CONSUMER_DEFAULTS: dict[str, object] = {
     "auto.offset.reset": "earliest",
     # How long librdkafka waits to fetch again when its local queue is full. Its default,
@@ -381,10 +384,15 @@ class Pipeline:
         return self.stats
 
     def _make_consumer(self) -> Consumer:
+        defaults = CONSUMER_DEFAULTS
+        if self.settings.properties.get("group.protocol") == "consumer":
+            # KIP-848: the broker assigns and times sessions; librdkafka refuses a client
+            # that sets either ("not supported for group.protocol=consumer").
+            defaults = {k: v for k, v in defaults.items() if k not in CLASSIC_PROTOCOL_ONLY}
         return self.clients.consumer(
             self.settings.client_config(
                 **{
-                    **CONSUMER_DEFAULTS,
+                    **defaults,
                     **self._delivery.consumer_settings,
                     "group.id": self.config.group,
                     "group.instance.id": self._slot.instance_id,
