@@ -1,0 +1,84 @@
+"""A fleet that shares the work, on the real broker: workers in one group each hold their
+share of the source topic and of each retry topic. The classic protocol's assignors
+balance the count over all topics together (one worker held all four source partitions,
+the other only retry partitions); KIP-848's consumer protocol with the broker's `range`
+assignor balances each topic, asserted here from the group's description by the
+broker, not from the workers' own reports."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.topics import ensure_topics
+from tests.kafka_helpers import read_all
+
+pytestmark = pytest.mark.kafka
+
+PER_TOPIC = ["-X", "group.protocol=consumer", "-X", "group.remote.assignor=range"]
+
+
+def _shares(admin: AdminClient, group: str) -> dict[str, Counter]:
+    """Each member's partitions per topic, as the broker describes the group ({} while
+    it cannot say)."""
+    try:
+        members = (
+            admin.describe_consumer_groups([group], request_timeout=5)[group].result(6).members
+        )
+    except (KafkaException, concurrent.futures.TimeoutError):
+        return {}
+    return {m.group_instance_id: Counter(tp.topic for tp in m.assignment.topic_partitions)
+            for m in members}  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_each_worker_holds_its_share_of_every_topic(bootstrap, tmp_path, workers):
+    suffix = uuid.uuid4().hex[:8]
+    settings = KafkaSettings(bootstrap, f"share-{suffix}", f"share-dlq-{suffix}")
+    group = f"share-{suffix}"
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], partitions=6)
+    produced = subprocess.run(
+        [sys.executable, "-m", "orders_tui", "produce", "-n", "3000", "-b", bootstrap,
+         "--topic", settings.topic], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+    logs = [tmp_path / f"w{i}.jsonl" for i in range(workers)]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "orders_tui", "consume", "--headless", "-b", bootstrap,
+         "--topic", settings.topic, "--dlq-topic", settings.dlq_topic, "--group", group,
+         "--instance-id", f"w{i}", "--retry-backoff", "1", "--idle-exit", "4",
+         "--outcomes", str(log), *PER_TOPIC],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    ) for i, log in enumerate(logs)]  # fmt: skip
+    topics = [settings.topic, *(f"{settings.topic}-{group}-retry-{n}" for n in (1, 2, 3))]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    seen: dict[str, Counter] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while not (
+            len(seen) == workers
+            and all(held[t] == 6 // workers for held in seen.values() for t in topics)
+        ):
+            assert time.monotonic() < deadline, f"not balanced per topic: {seen}"
+            seen = _shares(admin, group)
+            time.sleep(0.3)
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    finished = {json.loads(line)["order_id"] for log in logs
+                for line in log.read_text().splitlines()}  # fmt: skip
+    assert finished == {m.key().decode() for m in read_all(bootstrap, settings.topic, 3000)}
