@@ -47,11 +47,11 @@ browser:
 
 # The tests start their own broker on free ports (tests/conftest.py), one per worker:
 # two workers, since most of a Kafka test is waiting (8.6 minutes in one, 4.8 in two).
-# Then the three-node cluster's tests, alone: three more brokers beside the suite's
-# starved its timing-sensitive tests on two cores.
+# Then the tests marked `alone` (the three-node cluster's, a fleet of workers), by
+# themselves: beside the suite's they starved its timing-sensitive tests on two cores.
 test: lint browser
-	$(BIN)/python -m pytest -n 2 -m "not cluster"
-	$(BIN)/python -m pytest -m cluster
+	$(BIN)/python -m pytest -n 2 -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 bench: install broker
 	$(BIN)/python benchmarks/produce.py -b $(BOOTSTRAP)

@@ -24,7 +24,7 @@ from tests.expectations import dead_lettered
 from tests.kafka_helpers import read_all
 from tests.test_crash_safety import whole_records
 
-pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
+pytestmark = [pytest.mark.kafka, pytest.mark.cluster, pytest.mark.alone]
 
 
 def _settings(cluster) -> KafkaSettings:

@@ -23,7 +23,7 @@ from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.topics import ensure_topics
 from tests.kafka_helpers import read_all
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.alone]  # three workers and a producer
 
 PER_TOPIC = ["-X", "group.protocol=consumer", "-X", "group.remote.assignor=range"]
 
