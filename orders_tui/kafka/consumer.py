@@ -1390,7 +1390,9 @@ class Pipeline:
         """Holding no partition for longer than a session while the group has records
         waiting: said every IDLE_WITH_WORK_EVERY seconds, with what waits."""
         now = time.monotonic()
-        if any(self._trackers.values()) or self.paused:
+        if any(self._trackers.values()) or self.paused or self._down_since is not None:
+            # Holding partitions, paused, or cut off (the outage has its own line, and
+            # asking a broker that is away would hold the loop, and a stop, for seconds).
             self._holding_nothing_since = None
             return
         if self._holding_nothing_since is None:
