@@ -596,10 +596,20 @@ def test_a_slow_transaction_commit_is_a_failure_only_once_it_lasts(monkeypatch, 
         assert [t for t, *_ in clients.producer_made.acknowledged] == [RETRY_1, DLQ, DLQ]
 
 
-def _stats(state_for_seconds: float) -> str:
-    """librdkafka's statistics: one broker UP for that long (`stateage`, microseconds)."""
-    broker = {"source": "learned", "state": "UP", "stateage": int(state_for_seconds * 1e6)}
+def _stats(state_for_seconds: float, heard_seconds_ago: float = -1) -> str:
+    """librdkafka's statistics: one broker UP for that long (`stateage`, microseconds),
+    which last received that long ago (`rxidle`; -1: never)."""
+    rxidle = int(heard_seconds_ago * 1e6) if heard_seconds_ago >= 0 else -1
+    broker = {"source": "learned", "state": "UP", "stateage": int(state_for_seconds * 1e6),
+              "rxidle": rxidle}  # fmt: skip
     return json.dumps({"brokers": {"127.0.0.1:9092/1": broker}})
+
+
+def _exactly_once_pipeline(said: list[str] | None = None) -> Pipeline:
+    return Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
+                    EngineConfig(group="unit", exactly_once=True, instance_id="unit"),
+                    clients=StandIns([], lambda consumer: False),
+                    on_report=None if said is None else said.append)  # fmt: skip
 
 
 def test_one_outage_is_one_loss_even_when_the_producer_hears_of_it_first():
@@ -608,13 +618,10 @@ def test_one_outage_is_one_loss_even_when_the_producer_hears_of_it_first():
     stopped once was counted as two losses, with a 'restored' line between). A
     connection up since the loss is."""
     said: list[str] = []
-    pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
-                        EngineConfig(group="unit", exactly_once=True, instance_id="unit"),
-                        clients=StandIns([], lambda consumer: False),
-                        on_report=said.append)  # fmt: skip
+    pipeline = _exactly_once_pipeline(said)
     down = KafkaError(KafkaError._ALL_BROKERS_DOWN)
     pipeline._on_producer_error(down)
-    pipeline._on_stats(_stats(600.0))  # the consumer's connection, up for ten minutes
+    pipeline._on_stats(_stats(600.0, heard_seconds_ago=1.0))  # up ten minutes, quiet since
     pipeline._on_error(down)  # ... which it now notices is gone
     assert pipeline.stats.connection_losses == 1
     assert not any("restored" in line for line in said), said
@@ -626,19 +633,28 @@ def test_one_outage_is_one_loss_even_when_the_producer_hears_of_it_first():
     assert said[1].startswith("connection to Kafka restored after")
 
 
-def test_an_outage_only_the_producer_saw_ends_once_the_old_connection_stays_up(monkeypatch):
+def test_an_old_connection_that_hears_nothing_after_the_loss_is_no_restore():
+    """The only broker killed: a socket to it can stay UP in the statistics, with nothing
+    received since. Taken for a restore after a grace of 3 s, it made 'connection to
+    Kafka restored after 3.4 s' while the broker was still dead."""
+    said: list[str] = []
+    pipeline = _exactly_once_pipeline(said)
+    pipeline._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    time.sleep(0.5)
+    pipeline._on_stats(_stats(600.5, heard_seconds_ago=0.6))  # last heard before the loss
+    pipeline._on_stats(_stats(600.5, heard_seconds_ago=-1))
+    assert pipeline._down_since is not None
+    assert not any("restored" in line for line in said), said
+
+
+def test_an_outage_only_the_producer_saw_ends_when_the_old_connection_hears_its_broker():
     """The producer said all brokers were down; the consumer's connection, older than
-    that, stays up: after STALE_UP_GRACE it is taken as the restore, so commits (held
-    while Kafka is away) never wait for good."""
-    monkeypatch.setattr("orders_tui.kafka.consumer.STALE_UP_GRACE", 0.3)
-    pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
-                        EngineConfig(group="unit", exactly_once=True, instance_id="unit"),
-                        clients=StandIns([], lambda consumer: False))  # fmt: skip
+    that, goes on receiving: the broker is there, so commits (held while Kafka is away)
+    do not wait for good."""
+    pipeline = _exactly_once_pipeline()
     pipeline._on_producer_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
-    pipeline._on_stats(_stats(600.0))
-    assert pipeline._down_since is not None  # not yet: the consumer may not have noticed
-    time.sleep(0.4)
-    pipeline._on_stats(_stats(600.4))
+    time.sleep(0.3)
+    pipeline._on_stats(_stats(600.3, heard_seconds_ago=0.1))
     assert pipeline._down_since is None and pipeline.stats.connection_losses == 1
 
 

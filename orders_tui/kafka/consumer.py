@@ -88,6 +88,13 @@ from orders_tui.kafka.status import (
 )
 
 CONSUME_BATCH = 1000
+# For a while after trouble (an outage, lost partitions, an abort, a failed commit) the
+# cluster is still settling and another abort is likely, while the backlog is consumed
+# at full speed: transactions of 0.1 s then held ~3,000 orders, all done again when one
+# was aborted (5,000 of 30,000 after a leader was killed). Meanwhile each small batch is
+# its own checkpoint.
+CAREFUL_SECONDS = 30.0
+CAREFUL_BATCH = 200
 SESSION_TIMEOUT_MS = 10_000
 # Settings of the classic group protocol, which KIP-848's consumer protocol refuses.
 CLASSIC_PROTOCOL_ONLY = {"partition.assignment.strategy", "session.timeout.ms",
@@ -123,7 +130,6 @@ REPORT_EVERY = 5.0  # seconds between two reports of the same kind (outage, comm
 IDLE_WITH_WORK_AFTER = SESSION_TIMEOUT_MS / 1000
 IDLE_WITH_WORK_EVERY = 30.0
 SLOW_COMMIT_GRACE = 5.0  # a transaction's commit still not done after this is a failure
-STALE_UP_GRACE = 3.0  # seconds a connection older than a loss is not taken for a restore
 DRAIN_CHECK_EVERY = 1.0
 # --idle-exit: how long to wait for partitions held by members that may be dead (their
 # session must expire before the partitions move) before saying what is not drained.
@@ -311,6 +317,7 @@ class Pipeline:
         self._producer_failures: list[float] = []
         self._consumer_fencings: list[float] = []
         self._fenced = ""  # set by the error callback: the consumer must be replaced
+        self._careful_until = 0.0  # monotonic time until which transactions stay small
         self._producer_broken = ""  # set mid-batch: the producer must be replaced
         self._publisher: StatusPublisher | None = None
         self._control: ControlFollower | None = None
@@ -415,10 +422,11 @@ class Pipeline:
         new_producer = self.clients.producer
         if not self.config.exactly_once:
             return AtLeastOnce(self.settings, self._on_refused, self._on_producer_error,
-                               new_producer)  # fmt: skip
+                               new_producer, on_stats=self._on_stats)  # fmt: skip
         transactional_id = f"orders-tui-{self.config.group}-{self._slot.instance_id}"
         return Transactional(self.settings, transactional_id, self._on_refused,
-                             self._on_producer_error, self._interrupt, new_producer)  # fmt: skip
+                             self._on_producer_error, self._interrupt, new_producer,
+                             on_stats=self._on_stats)  # fmt: skip
 
     def _begin(self) -> None:
         """Initialise transactions, waiting for the broker as long as it takes."""
@@ -448,14 +456,21 @@ class Pipeline:
         consumer = self._consumer
         while not self._stop.is_set():
             if self._delivery.blocked:  # a commit must complete before anything is written
-                self._checkpoint(POLL_TIMEOUT * 5)
+                if not self._checkpoint(POLL_TIMEOUT * 5):
+                    # Waits instead of spinning when the checkpoint cannot even try (the
+                    # broker is away), and serves the producer's callbacks meanwhile:
+                    # its statistics tell when the broker is back.
+                    self._poll_producer(POLL_TIMEOUT)
+                if self._producer_broken:
+                    self._replace_broken_producer()
                 continue
             self._apply_pause()
             timeout = POLL_TIMEOUT
             if self._waiting and not self.paused:
                 next_due = min(due for due, _ in self._waiting.values())
                 timeout = max(0.0, min(timeout, next_due - time.time()))
-            messages = consumer.consume(CONSUME_BATCH, timeout)
+            careful = time.monotonic() < self._careful_until
+            messages = consumer.consume(CAREFUL_BATCH if careful else CONSUME_BATCH, timeout)
             if self._fenced:
                 self._replace_consumer()
                 consumer = self._consumer
@@ -463,14 +478,11 @@ class Pipeline:
             if messages:
                 self._handle_batch(messages)
             self._wake_due_retries()
-            try:
-                self._delivery.poll(0)
-            except ProducerFailed as exc:
-                self._producer_broken = self._producer_broken or str(exc)
+            self._poll_producer(0)
             if self._producer_broken:
                 self._replace_broken_producer()
                 continue
-            if time.monotonic() - self._last_checkpoint >= COMMIT_EVERY:
+            if (careful and messages) or time.monotonic() - self._last_checkpoint >= COMMIT_EVERY:
                 self._checkpoint(POLL_TIMEOUT)
             if time.monotonic() - self._last_status >= STATUS_EVERY:
                 self._publish_status(RUNNING)
@@ -482,6 +494,12 @@ class Pipeline:
                     break
             else:
                 self._idle_since = None
+
+    def _poll_producer(self, timeout: float) -> None:
+        try:
+            self._delivery.poll(timeout)
+        except ProducerFailed as exc:
+            self._producer_broken = self._producer_broken or str(exc)
 
     def _idle_for(self) -> float:
         # Joining the group (a member that died may hold partitions until its session
@@ -816,6 +834,7 @@ class Pipeline:
             self._refuse(exc)
             return False
         if not settled:
+            self._be_careful()
             now = time.monotonic()
             if self._unsettled_since is None:
                 self._unsettled_since = now
@@ -929,7 +948,11 @@ class Pipeline:
             elif tp.offset >= 0:
                 self._committed[tp.topic, tp.partition] = tp.offset
 
+    def _be_careful(self) -> None:
+        self._careful_until = time.monotonic() + CAREFUL_SECONDS
+
     def _commit_failed(self, why: str) -> None:
+        self._be_careful()
         self.stats.commit_failures += 1
         self._report("commit", f"commit failed: {why}; it is tried again", error=True)
 
@@ -948,7 +971,8 @@ class Pipeline:
                                       f"{instance!r} ({why}): give each pipeline its own "
                                       "--instance-id"))  # fmt: skip
             return
-        self._report("rewind", f"the consumer was fenced ({why}); joining again", error=True)
+        self._report("recovery", f"the consumer was fenced ({why}); joining again", error=True)
+        self._be_careful()
         old = self._consumer
         threading.Thread(target=old.close, daemon=True).start()  # may wait for the broker
         if self._delivery.exactly_once and not self._delivery.abort(POLL_TIMEOUT * 10):
@@ -983,7 +1007,7 @@ class Pipeline:
                 "its own --instance-id"
             ))  # fmt: skip
             return
-        self._report("rewind", f"the transactional producer failed ({why}); starting a new one",
+        self._report("recovery", f"the transactional producer failed ({why}); starting a new one",
                      error=True)  # fmt: skip
         self._delivery = self._make_delivery()
         self._begin()
@@ -996,6 +1020,7 @@ class Pipeline:
         orders count twice). They are asked of the broker, not remembered: a commit whose
         answer was lost (the broker restarted) may have happened, and the new producer's
         start completed it."""
+        self._be_careful()
         consumer = self._consumer
         held = [TopicPartition(t, p) for t, parts in self._trackers.items() for p in parts]
         positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(held)}
@@ -1160,6 +1185,7 @@ class Pipeline:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             if self._down_since is None:
                 self._down_since = time.monotonic()
+                self._be_careful()
                 self.stats.connection_losses += 1
                 self._reported_down = self._report(
                     "connection",
@@ -1184,19 +1210,27 @@ class Pipeline:
     def _on_stats(self, stats_json: str) -> None:
         if self._down_since is None:
             return
-        brokers = json.loads(stats_json).get("brokers", {})
+        stats = json.loads(stats_json)
         now = time.monotonic()
-        # Any real connection up: a bootstrap broker (node -1) may be the first, and the
-        # learned ones can stay away until the next metadata refresh. One up since before
-        # the loss (`stateage`: microseconds in that state) may be the consumer's, not yet
-        # noticed down when the producer noticed first: it counts only once it has stayed
-        # up for STALE_UP_GRACE past the loss (then the outage was the producer's alone).
-        settled = now - self._down_since > STALE_UP_GRACE
+        # When the statistics were taken: librdkafka's clock is CLOCK_MONOTONIC, as
+        # Python's; a callback served late must not date an old answer after the loss.
+        taken = stats.get("ts", now * 1e6) / 1e6
+        if not now - 60 < taken <= now:
+            taken = now
+        since_loss = taken - self._down_since
+        # The broker is back when a real connection (a bootstrap broker, node -1, may be
+        # the first; learned ones can stay away until the next metadata refresh) came up
+        # after the loss (`stateage`: microseconds in that state), or heard from its
+        # broker since (`rxidle`: microseconds since it last received): one merely still
+        # UP may be a socket to a dead broker that nobody has written to yet ("restored
+        # after 3.4 s" while the only broker was killed).
         if any(b.get("source") != "logical" and b.get("state") == "UP"
-               and (settled or now - b.get("stateage", 0) / 1e6 > self._down_since)
-               for b in brokers.values()):  # fmt: skip
+               and (b.get("stateage", 0) / 1e6 < since_loss
+                    or 0 <= b.get("rxidle", -1) / 1e6 < since_loss)
+               for b in stats.get("brokers", {}).values()):  # fmt: skip
             down_for = now - self._down_since
             self._down_since = None
+            self._be_careful()
             self.stats.seconds_disconnected += down_for
             if self._reported_down:  # "back" follows every "lost" that was said
                 self._reported_down = False
@@ -1233,9 +1267,10 @@ class Pipeline:
 
     def _report(self, kind: str, text: str, error: bool = False) -> bool:
         """A line for whoever watches (stderr headless, a notice in the dashboard), at
-        most one of a kind every REPORT_EVERY seconds. True when it was said."""
+        most one of a kind every REPORT_EVERY seconds, except a rewind: each is said, as
+        it tells what is done again. True when it was said."""
         now = time.monotonic()
-        if now - self._last_report.get(kind, -REPORT_EVERY) < REPORT_EVERY:
+        if kind != "rewind" and now - self._last_report.get(kind, -REPORT_EVERY) < REPORT_EVERY:
             return False
         self._last_report[kind] = now
         if self.on_report is not None:

@@ -119,6 +119,7 @@ class AtLeastOnce(Delivery):
         on_refused: Callable[[KafkaError, Message], None],
         on_error: Callable[[KafkaError], None],
         new_producer: Callable[..., Producer] = make_producer,
+        on_stats: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(
             new_producer(
@@ -126,8 +127,7 @@ class AtLeastOnce(Delivery):
                 **WRITER_PRODUCER,
                 # Retried until the broker takes it; the source offset waits until then.
                 **{"message.timeout.ms": 0},
-                on_delivery=on_refused,
-                error_cb=on_error,
+                **_callbacks(on_refused, on_error, on_stats),
             )
         )
 
@@ -152,6 +152,7 @@ class Transactional(Delivery):
         on_error: Callable[[KafkaError], None],
         interrupt: threading.Event,
         new_producer: Callable[..., Producer] = make_producer,
+        on_stats: Callable[[str], None] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         super().__init__(
@@ -162,18 +163,21 @@ class Transactional(Delivery):
                     "transactional.id": transactional_id,
                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                 },
-                on_delivery=on_refused,
-                error_cb=on_error,
+                **_callbacks(on_refused, on_error, on_stats),
             )
         )
         self._committing = False
         self._running: _Call | None = None  # a transactional call not finished yet
+        # A settle that failed: until one succeeds nothing more joins the transaction, so
+        # that, should it end in an abort, only one checkpoint's work is done again (a
+        # coordinator away for 5 s under 2,000 orders/s made 2,232 of a partition's).
+        self._unsettled = False
         self.last_error = ""
         self._interrupt = interrupt  # set: stop waiting for a stuck call at once
 
     @property
     def blocked(self) -> bool:
-        return self._committing or self._running is not None
+        return self._committing or self._unsettled or self._running is not None
 
     def begin(self, timeout: float) -> None:
         # Aborts what a crashed predecessor with the same transactional id left open.
@@ -194,11 +198,12 @@ class Transactional(Delivery):
             # A commit that timed out (the broker is away) must be completed by calling it
             # again, and nothing may be written meanwhile: `blocked` says so.
             self._complete(give_up, producer.commit_transaction, timeout)
-            self._committing = False
+            self._committing = self._unsettled = False
             producer.begin_transaction()
             return True
         except _Interrupted:
             self.last_error = "interrupted by a stop"
+            self._unsettled = True
             return False
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
@@ -210,6 +215,7 @@ class Transactional(Delivery):
                 raise TransactionAborted(error.str()) from None
             self.last_error = error.str()
             self.waiting = error.code() in WAITING
+            self._unsettled = True
             return False
 
     def abort(self, timeout: float) -> bool:
@@ -219,7 +225,7 @@ class Transactional(Delivery):
         replaces the producer (whose start aborts it for good)."""
         if self._running is not None:
             return False
-        self._committing = False
+        self._committing = self._unsettled = False
         try:
             self.producer.abort_transaction(timeout)
             self.producer.begin_transaction()
@@ -252,6 +258,17 @@ class Transactional(Delivery):
         self._running = None
         if running.error is not None:
             raise running.error
+
+
+def _callbacks(on_refused: Callable[[KafkaError, Message], None],
+               on_error: Callable[[KafkaError], None],
+               on_stats: Callable[[str], None] | None) -> dict[str, object]:  # fmt: skip
+    """A writer's callbacks; with `on_stats`, its statistics every second (they tell when
+    the broker is back while the pipeline waits on the producer alone)."""
+    callbacks: dict[str, object] = {"on_delivery": on_refused, "error_cb": on_error}
+    if on_stats is not None:
+        callbacks |= {"stats_cb": on_stats, "statistics.interval.ms": 1000}
+    return callbacks
 
 
 def call_within(give_up: float, call: Callable[..., None], *args: object) -> None:
