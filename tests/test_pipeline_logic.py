@@ -710,6 +710,16 @@ def test_any_other_fatal_error_told_by_a_message_ends_the_run_with_one_line():
     assert seen.get("polls", 0) < 200  # at once
 
 
+def test_a_broker_without_the_consumer_group_protocol_ends_the_run_saying_what_to_drop():
+    """-X group.protocol=consumer on a broker without KIP-848 (the message librdkafka
+    gave against Kafka 4.1 with group.coordinator.rebalance.protocols=classic)."""
+    text = ("Fatal error: Broker: API version not supported: ConsumerGroupHeartbeat fatal "
+            "error: Broker: API version not supported")  # fmt: skip
+    with pytest.raises(KafkaRefused, match=r"drop -X group\.protocol=consumer") as ended:
+        run([[FatalRecord(text)]], lambda consumer: True)
+    assert "Kafka 4.0 or later" in str(ended.value) and ended.value.exit_code == 1
+
+
 def test_a_member_that_holds_nothing_while_work_waits_says_so_again_and_again(monkeypatch):
     """Alive, holding no partition after a rebalance, and the group's records waiting:
     never silent (a fenced member sat so for 5.5 minutes)."""

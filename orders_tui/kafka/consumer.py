@@ -94,6 +94,8 @@ CONSUME_BATCH = 1000
 # was aborted (5,000 of 30,000 after a leader was killed). Meanwhile each small batch is
 # its own checkpoint.
 CAREFUL_SECONDS = 30.0
+INSTANCE_HELD_RETRY = 5.0
+INSTANCE_HELD_FOR = 120.0  # longer than any session the broker allows by default (60 s)
 CAREFUL_BATCH = 200
 SESSION_TIMEOUT_MS = 10_000
 # Settings of the classic group protocol, which KIP-848's consumer protocol refuses.
@@ -239,6 +241,21 @@ def _fenced_instance(error: KafkaError) -> bool:
     )  # fmt: skip
 
 
+def _instance_still_held(error: KafkaError) -> bool:
+    """KIP-848's protocol: a static member killed without leaving keeps its
+    group.instance.id until its session ends (45 s by default), and refuses our restart
+    meanwhile, as a fatal error ("The instance ID is still used by another member")."""
+    return error.code() == KafkaError.UNRELEASED_INSTANCE_ID or (
+        error.code() == KafkaError._FATAL and "instance ID is still used" in error.str()
+    )
+
+
+def _protocol_unsupported(error: KafkaError) -> bool:
+    """-X group.protocol=consumer on a broker without KIP-848's protocol (before Kafka
+    4.0, or with it switched off): "API version not supported: ConsumerGroupHeartbeat"."""
+    return "ConsumerGroupHeartbeat" in error.str() and "not supported" in error.str()
+
+
 def _per_partition(counts: dict[tuple[str, int], int], what: str = "") -> str:
     """`orders[0] 1,234 back, ...`: a count for each partition that has one."""
     return ", ".join(f"{t}[{p}] {n:,}{what}" for (t, p), n in sorted(counts.items()) if n > 0)
@@ -318,6 +335,11 @@ class Pipeline:
         self._consumer_fencings: list[float] = []
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
+        # KIP-848: since when our instance id has been refused as still held, and when
+        # the current consumer joined (a rejoin waits INSTANCE_HELD_RETRY after it).
+        self._held_since: float | None = None
+        self._held_said = False
+        self._joined_at = 0.0
         self._producer_broken = ""  # set mid-batch: the producer must be replaced
         self._publisher: StatusPublisher | None = None
         self._control: ControlFollower | None = None
@@ -411,6 +433,7 @@ class Pipeline:
         )
 
     def _subscribe(self) -> None:
+        self._joined_at = time.monotonic()
         self._consumer.subscribe(
             self.topics,
             on_assign=self._on_assign,
@@ -471,7 +494,10 @@ class Pipeline:
                 timeout = max(0.0, min(timeout, next_due - time.time()))
             careful = time.monotonic() < self._careful_until
             messages = consumer.consume(CAREFUL_BATCH if careful else CONSUME_BATCH, timeout)
-            if self._fenced:
+            if self._fenced and (
+                self._held_since is None
+                or time.monotonic() - self._joined_at >= INSTANCE_HELD_RETRY
+            ):
                 self._replace_consumer()
                 consumer = self._consumer
                 continue
@@ -962,6 +988,9 @@ class Pipeline:
         seen after a broker restart, when a rejoin raced a commit. A new consumer with
         the same id takes the partitions back; what was not committed is done again."""
         why, self._fenced = self._fenced, ""
+        if self._held_since is not None:
+            self._rejoin_held_instance(why)
+            return
         now = time.monotonic()
         recent = [t for t in self._consumer_fencings if now - t < 300]
         self._consumer_fencings = [*recent, now]
@@ -972,6 +1001,27 @@ class Pipeline:
                                       "--instance-id"))  # fmt: skip
             return
         self._report("recovery", f"the consumer was fenced ({why}); joining again", error=True)
+        self._new_consumer()
+
+    def _rejoin_held_instance(self, why: str) -> None:
+        """Joins again every INSTANCE_HELD_RETRY seconds while our killed predecessor's
+        session holds the instance id, for as long as a session can last."""
+        now = time.monotonic()
+        if now - self._held_since > INSTANCE_HELD_FOR:
+            self._refuse(KafkaRefused(
+                f"group.instance.id {self._slot.instance_id!r} stays taken ({why}): another "
+                "running pipeline uses it? give each its own --instance-id"
+            ))  # fmt: skip
+            return
+        if not self._held_said:
+            self._held_said = True
+            self._report("held", f"group.instance.id {self._slot.instance_id!r} is still held "
+                         "by a member that stopped without leaving (killed?) until its session "
+                         "ends (45 s by default with group.protocol=consumer); joining again "
+                         f"every {INSTANCE_HELD_RETRY:.0f} s", error=True)  # fmt: skip
+        self._new_consumer()
+
+    def _new_consumer(self) -> None:
         self._be_careful()
         old = self._consumer
         threading.Thread(target=old.close, daemon=True).start()  # may wait for the broker
@@ -1062,6 +1112,7 @@ class Pipeline:
     # ---- rebalance callbacks: they run inside consume(), on this thread ----
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._held_since, self._held_said = None, False  # our instance id is ours again
         for tp in partitions:
             self._trackers.setdefault(tp.topic, {})[tp.partition] = PartitionOffsets()
             self._stored.pop((tp.topic, tp.partition), None)
@@ -1196,10 +1247,8 @@ class Pipeline:
             self._status(False, error.str())
         elif error.code() == KafkaError._TRANSPORT:
             self._status(False, error.str())
-        elif error.fatal() and _fenced_instance(error):
-            self._fenced = error.str()  # replaced by the loop, outside this callback
         elif error.fatal():
-            self._refuse(KafkaRefused(f"Kafka error: {error.str()}"))
+            self._on_fatal(error)
 
     def _on_producer_error(self, error: KafkaError) -> None:
         """The producer's view of the connection (its own failures surface where it is
@@ -1238,6 +1287,23 @@ class Pipeline:
                 self._report("connection", f"connection to Kafka restored after {down_for:.1f} s")
             self._status(True)
 
+    def _on_fatal(self, error: KafkaError) -> None:
+        """The consumer failed for good: replaced by the loop (outside the callback) when
+        its instance id was taken by our own predecessor; else the run ends."""
+        if _fenced_instance(error):
+            self._fenced = self._fenced or error.str()
+        elif _instance_still_held(error):
+            if self._held_since is None:
+                self._held_since = time.monotonic()
+            self._fenced = self._fenced or error.str()
+        elif _protocol_unsupported(error):
+            self._refuse(KafkaRefused(
+                f"this Kafka does not offer KIP-848's consumer group protocol ({error.str()}): "
+                "it needs Kafka 4.0 or later with it enabled; drop -X group.protocol=consumer"
+            ))  # fmt: skip
+        else:
+            self._refuse(KafkaRefused(f"Kafka error: {error.str()}"))
+
     def _on_message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
             return
@@ -1245,10 +1311,7 @@ class Pipeline:
         # member fenced by its own successor got only this, and stayed alive consuming
         # nothing (5.5 minutes, 90,491 orders waiting) when it was only reported.
         if error.fatal() or error.code() == KafkaError._FATAL:
-            if _fenced_instance(error):
-                self._fenced = self._fenced or error.str()  # replaced by the loop
-            else:
-                self._refuse(KafkaRefused(f"Kafka error: {error.str()}"))
+            self._on_fatal(error)
             return
         if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise KafkaRefused(f"a topic the pipeline reads is gone (deleted?): {error.str()}; "
