@@ -22,6 +22,13 @@ latency p99 (target < 100 ms) and its peak RSS (target < 150 MB). Target: fleet 
 >= 0.95 of fleet.
 
     python benchmarks/fleet.py [-b HOST:PORT] [-n 300000] [--rounds 3]
+
+With --scale-out: 1, 2 and 3 workers on the same backlog (each count in a fresh group),
+against a bare group of as many confluent-kafka consumers; for each worker, its share of
+the source's and the retry topics' partitions (from the broker's description of the
+group, sampled while it runs) and of the orders finished (its outcome log).
+
+    python benchmarks/fleet.py --scale-out [-b HOST:PORT] [-n 300000] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -33,8 +40,12 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
+from pathlib import Path
 
 import fastavro
 from _common import fresh_topics, parse_args, report
@@ -46,6 +57,7 @@ from keys import FrameClock
 from orders_tui.domain.codec import _PARSED
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer import CONSUMER_DEFAULTS, EngineConfig
+from orders_tui.kafka.consumer_set import pipeline_instance_id
 from orders_tui.kafka.engine import EngineOptions
 from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.producer import OrderProducer
@@ -105,9 +117,9 @@ def bare_member(bootstrap: str, topic: str, group: str) -> None:
     consumer.close()
 
 
-def spawn_bare(settings: KafkaSettings, group: str) -> list[subprocess.Popen]:
+def spawn_bare(settings: KafkaSettings, group: str, count: int = WORKERS) -> list[subprocess.Popen]:
     argv = [sys.executable, __file__, "--bare", settings.bootstrap_servers, settings.topic, group]
-    return [subprocess.Popen(argv) for _ in range(WORKERS)]
+    return [subprocess.Popen(argv) for _ in range(count)]
 
 
 def spawn_workers(settings: KafkaSettings, group: str, status_topic: str) -> list[subprocess.Popen]:
@@ -194,10 +206,101 @@ def fleet_run(settings: KafkaSettings, watch_mode: str = "") -> tuple[float, dic
     return rate, json.loads(out.strip().splitlines()[-1])
 
 
+def held_partitions(admin: AdminClient, group: str) -> dict[str, Counter]:
+    """Each worker's partitions per topic as the broker describes the group ({} while it
+    cannot say); a worker's members (`w0`, `w0#retry-1`, ...) summed."""
+    try:
+        members = admin.describe_consumer_groups([group])[group].result(5).members
+    except Exception:
+        return {}
+    held: dict[str, Counter] = {}
+    for member in members:
+        worker = pipeline_instance_id(member.group_instance_id or member.member_id)
+        topics = Counter(tp.topic for tp in member.assignment.topic_partitions)
+        held[worker] = held.get(worker, Counter()) + topics
+    return held
+
+
+def scale_out_run(settings: KafkaSettings, workers: int, folder: Path) -> dict:
+    """`workers` headless workers on the backlog: their rate, and each one's partitions
+    (the most it held of each topic at once while running) and orders finished."""
+    group = f"bench-scale-{uuid.uuid4().hex[:8]}"
+    logs = [folder / f"{group}-{n}.jsonl" for n in range(workers)]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "orders_tui", "consume", "--headless", "--idle-exit", "3",
+         "-b", settings.bootstrap_servers, "--topic", settings.topic,
+         "--dlq-topic", settings.dlq_topic, "--group", group, "--instance-id", f"w{n}",
+         "--retry-topic-prefix", f"{group}-retry", "--outcomes", str(logs[n])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ) for n in range(workers)]  # fmt: skip
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    peak: dict[str, Counter] = {}
+    sampling = True
+
+    def sample() -> None:
+        while sampling:
+            for worker, topics in held_partitions(admin, group).items():
+                peak[worker] = peak.get(worker, Counter()) | topics
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rate = time_group(settings, group)
+    for proc in procs:
+        proc.wait(120)
+    sampling = False
+    sampler.join()
+    finished = [sum(1 for _ in log.open()) for log in logs]
+    source = settings.topic
+    return {
+        "rate": rate,
+        "members": {
+            f"w{n}": {
+                "source": peak.get(f"w{n}", Counter())[source],
+                "retry": sum(c for t, c in peak.get(f"w{n}", Counter()).items() if t != source),
+                "share": finished[n] / max(1, sum(finished)),
+            }
+            for n in range(workers)
+        },
+    }
+
+
+def scale_out(args, settings: KafkaSettings) -> None:
+    rounds: dict[int, list[dict]] = {n: [] for n in (1, 2, 3)}
+    bare: dict[int, list[float]] = {n: [] for n in (1, 2, 3)}
+    with tempfile.TemporaryDirectory() as folder:
+        scale_out_run(settings, 1, Path(folder))  # warm-up
+        for _ in range(args.rounds):
+            for n in (1, 2, 3):
+                group = f"bench-bare-{uuid.uuid4().hex[:8]}"
+                members = spawn_bare(settings, group, n)
+                bare[n].append(time_group(settings, group))
+                for member in members:
+                    member.wait(60)
+                rounds[n].append(scale_out_run(settings, n, Path(folder)))
+    partitions = max(args.partitions, 6)
+    print(f"scale-out on a backlog of {args.count:,} orders, {partitions} partitions "
+          f"(source and 3 retry topics), medians of {args.rounds} rounds")  # fmt: skip
+    one = statistics.median(r["rate"] for r in rounds[1])
+    for n in (1, 2, 3):
+        rate, base = statistics.median(r["rate"] for r in rounds[n]), statistics.median(bare[n])
+        print(f"  {n} worker(s): {rate:>9,.0f} orders/s = {rate / one:4.2f} x one worker; "
+              f"bare group of {n}: {base:>9,.0f} orders/s, ratio {rate / base:4.2f}")  # fmt: skip
+        last = rounds[n][-1]["members"]
+        for name, member in last.items():
+            print(f"      {name}: source partitions {member['source']}/{partitions}, retry "
+                  f"partitions {member['retry']}/{3 * partitions}, orders finished "
+                  f"{100 * member['share']:.0f} %")  # fmt: skip
+
+
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], default_count=300_000, rounds=3)
+    args = parse_args(__doc__.splitlines()[0], default_count=300_000, rounds=3,
+                      extra=[("--scale-out", {"action": "store_true"})])  # fmt: skip
     settings = fresh_topics(args.bootstrap_servers, max(args.partitions, 6), "bench-fleet")
     assert OrderProducer(settings, seed=1).produce(args.count).delivered == args.count
+    if args.scale_out:
+        scale_out(args, settings)
+        return
     fleet_run(settings)  # warm-up: the broker's JIT, the page cache
     bare, fleet, watched, pressed, observers = [], [], [], [], []
     for _ in range(args.rounds):

@@ -11,6 +11,8 @@ import uuid
 from confluent_kafka import Consumer, IsolationLevel, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from orders_tui.kafka.consumer_set import pipeline_instance_id
+
 
 def read_all(
     bootstrap: str, topic: str, expected: int | None = None, timeout: float = 30.0
@@ -77,6 +79,8 @@ def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, int]:
 
 
 def group_members(settings, group: str) -> int:
-    """Members of `group`, as the broker describes it."""
+    """Pipelines in `group`, as the broker describes it: a pipeline's members, one per
+    topic level (`w0`, `w0#retry-1`, ...), count once."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    return len(admin.describe_consumer_groups([group])[group].result(10).members)
+    members = admin.describe_consumer_groups([group])[group].result(10).members
+    return len({pipeline_instance_id(m.group_instance_id or m.member_id) for m in members})

@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 
 from orders_tui.domain.order import Order
 from orders_tui.kafka.consumer import EngineConfig
+from orders_tui.kafka.consumer_set import pipeline_instance_id
 from orders_tui.kafka.engine import EngineOptions
 from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.producer import OrderProducer
@@ -50,15 +51,16 @@ def produce(settings, count: int, seed: int) -> list[Order]:
 
 
 def group_settled(settings, group: str, members: int, partitions: int) -> bool:
-    """The group, as the broker describes it: stable, with `members` members holding
+    """The group, as the broker describes it: stable, with `members` pipelines holding
     `partitions` partitions between them, none twice (a cooperative rebalance takes two
     rounds: the first only takes partitions away)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     description = admin.describe_consumer_groups([group])[group].result(10)
     held = [(tp.topic, tp.partition) for m in description.members
             for tp in m.assignment.topic_partitions]  # fmt: skip
+    pipelines = {pipeline_instance_id(m.group_instance_id) for m in description.members}
     return (description.state == ConsumerGroupState.STABLE
-            and len(description.members) == members
+            and len(pipelines) == members
             and len(held) == len(set(held)) == partitions)  # fmt: skip
 
 

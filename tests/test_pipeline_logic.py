@@ -188,6 +188,9 @@ class StandIns(KafkaClients):
         self.consumer_made.pipeline = self.pipeline
         return self.consumer_made
 
+    def consumers(self, config: dict, levels: list[list[str]]) -> StandInConsumer:
+        return self.consumer(config)  # one stand-in plays the consumer of every level
+
     def producer(self, settings, **overrides) -> StandInProducer:
         return self.producer_made
 

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, Producer
 
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
+from orders_tui.kafka.consumer_set import ConsumerSet, level_instance_id
 from orders_tui.kafka.producer import make_producer
 from orders_tui.kafka.topics import cluster_metadata, ensure_topics
 
@@ -25,6 +26,13 @@ class KafkaClients:
 
     def consumer(self, config: dict[str, object]) -> Consumer:
         return make_client(Consumer, config)
+
+    def consumers(self, config: dict[str, object], levels: list[list[str]]) -> ConsumerSet:
+        """A consumer per level of topics (see consumer_set), each its own static member."""
+        instance_id = str(config["group.instance.id"])
+        return ConsumerSet(levels, lambda level: self.consumer(
+            {**config, "group.instance.id": level_instance_id(instance_id, level)}
+        ))  # fmt: skip
 
     def producer(self, settings: KafkaSettings, **overrides: object) -> Producer:
         return make_producer(settings, **overrides)

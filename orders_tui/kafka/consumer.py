@@ -45,6 +45,7 @@ from orders_tui.errors import KafkaRefused, UserError
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client, make_decoder
+from orders_tui.kafka.consumer_set import ConsumerSet, pipeline_instance_id
 from orders_tui.kafka.delivery import (
     COMMIT_EVERY,
     AtLeastOnce,
@@ -318,7 +319,7 @@ class Pipeline:
         self._finished: list[Finished] = []
         self._outcome_log_failed = False
         self._rng = random.Random()
-        self._consumer: Consumer | None = None
+        self._consumer: ConsumerSet | None = None
         self._delivery: Delivery | None = None
         self._slot: MemberSlot | None = None
         self._last_activity = time.monotonic()
@@ -412,25 +413,31 @@ class Pipeline:
             raise self._fatal
         return self.stats
 
-    def _make_consumer(self) -> Consumer:
+    def _make_consumer(self) -> ConsumerSet:
         defaults = CONSUMER_DEFAULTS
         if self.settings.properties.get("group.protocol") == "consumer":
             # KIP-848: the broker assigns and times sessions; librdkafka refuses a client
             # that sets either ("not supported for group.protocol=consumer").
             defaults = {k: v for k, v in defaults.items() if k not in CLASSIC_PROTOCOL_ONLY}
-        return self.clients.consumer(
-            self.settings.client_config(
-                **{
-                    **defaults,
-                    **self._delivery.consumer_settings,
-                    "group.id": self.config.group,
-                    "group.instance.id": self._slot.instance_id,
-                    "error_cb": self._on_error,
-                    "stats_cb": self._on_stats,
-                    "on_commit": self._on_commit,
-                }
-            ),
+        config = self.settings.client_config(
+            **{
+                **defaults,
+                **self._delivery.consumer_settings,
+                "group.id": self.config.group,
+                "group.instance.id": self._slot.instance_id,
+                "error_cb": self._on_error,
+                "stats_cb": self._on_stats,
+                "on_commit": self._on_commit,
+            }
         )
+        return self.clients.consumers(config, self._levels())
+
+    def _levels(self) -> list[list[str]]:
+        """The topics of each consumer: the source; then retry topic n with the old shared
+        retry topic n it may drain (see consumer_set)."""
+        shared = self.config.shared_retry_topics(self.settings.topic)
+        retries = [[retry, *shared[n : n + 1]] for n, retry in enumerate(self.retry_topics)]
+        return [[self.settings.topic], *retries]
 
     def _subscribe(self) -> None:
         self._joined_at = time.monotonic()
@@ -1555,7 +1562,7 @@ class Pipeline:
             return {}
         owners = {}
         for member in description.members:
-            name = member.group_instance_id or member.member_id
+            name = pipeline_instance_id(member.group_instance_id or member.member_id)
             if name == mine:
                 continue
             for tp in member.assignment.topic_partitions:
