@@ -24,6 +24,7 @@ from confluent_kafka import (
 
 from orders_tui.domain.codec import WireFormat
 from orders_tui.domain.member_status import Fleet
+from orders_tui.domain.pacing import Pace
 from orders_tui.domain.replay_targets import ReplayTargets
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
@@ -193,11 +194,12 @@ class EngineBase:
         producer: OrderProducer | None = None  # made on first use: Faker loads slowly
         replayer = make_producer(self.settings)
         streaming = False
-        stream_started, stream_sent = time.monotonic(), 0
+        pace = Pace(self.rate, time.monotonic())
         failures_shown = 0
         while not self._stop.is_set():
+            wait = POLL if not streaming else min(POLL, pace.wait(time.monotonic()))
             try:
-                command = self._commands.get(timeout=POLL)
+                command = self._commands.get(timeout=wait)
             except queue.Empty:
                 command = None
             if isinstance(command, Produce | SetStreaming) and producer is None:
@@ -211,7 +213,7 @@ class EngineBase:
                     producer.send(count)
                 case SetStreaming(on):
                     streaming = on
-                    stream_started, stream_sent = time.monotonic(), 0
+                    pace = Pace(self.rate, time.monotonic())
                     self.events.put(Notice("streaming orders" if on else "stream stopped"))
                 case Replay(entry):
                     self._replay(replayer, entry)
@@ -222,11 +224,11 @@ class EngineBase:
             elif streaming:
                 if self.stream_waiting:
                     self.stream_waiting = False
-                    stream_started, stream_sent = time.monotonic(), 0
+                    pace = Pace(self.rate, time.monotonic())
                     self.events.put(Notice("Kafka is back: streaming orders again"))
-                due = int((time.monotonic() - stream_started) * self.rate) + 1 - stream_sent
-                if due > 0:
-                    stream_sent += len(producer.send(due))
+                owed = pace.owed(time.monotonic())
+                if owed:
+                    pace.sent_now(len(producer.send(owed)))
             else:
                 self.stream_waiting = False
             if producer is not None:

@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, WireFormat, encode_many
 from orders_tui.domain.order import CHUNK, Order, OrderFactory
+from orders_tui.domain.pacing import Pace
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.config import KafkaSettings, make_client
 
@@ -167,14 +168,18 @@ class OrderProducer:
         def sent() -> int:
             return self._sent - sent_before
 
-        # Chunks keep the per-order loop tight; with a rate they are what is due now.
+        # Chunks keep the per-order loop tight; with a rate, what the pace owes (a tick's
+        # worth), waiting for it in poll(), which serves failure reports meanwhile.
+        pace = Pace(rate, start, count) if rate else None
         while sent() < count and not (stop is not None and stop.is_set()):
-            if rate:
-                due = min(count, int((time.perf_counter() - start) * rate) + 1) - sent()
-                if due <= 0:
-                    producer.poll(max(0.0, start + sent() / rate - time.perf_counter()))
+            if pace is not None:
+                now = time.perf_counter()
+                owed = pace.owed(now)
+                if not owed:
+                    producer.poll(pace.wait(now))
                     continue
-                self.send(min(due, CHUNK))
+                self.send(min(owed, CHUNK))
+                pace.sent_now(min(owed, CHUNK))
             else:
                 self.send(min(count - sent(), CHUNK))
             producer.poll(0)  # failure reports

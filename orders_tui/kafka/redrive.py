@@ -34,6 +34,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from orders_tui import json_output
 from orders_tui.domain.codec import Decoder, decode
 from orders_tui.domain.dlq_filter import Filter
+from orders_tui.domain.pacing import Pace
 from orders_tui.domain.replay_targets import ReplayTargets
 from orders_tui.errors import KafkaInterrupted, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
@@ -380,17 +381,21 @@ class Redrive:
         positions: dict[int, int] = {}
         in_batch = 0
         batch_started = time.monotonic()
-        start = time.monotonic()
+        pace = Pace(self.rate, time.monotonic()) if self.rate else None
+        allowance = 0  # records the pace lets go before it is asked again
         producer.begin_transaction()
         for entry in scan_dlq(consumer, topic, resume, self.decoder, self.progress, self.cancel):
             if self.cancel.is_set():  # at once: the scan looks only between its batches
                 break
             positions[entry.partition] = entry.offset + 1
             if self.where(entry) and self._count(entry) == "send":
-                if self.rate:
-                    wait = start + self.summary.sent / self.rate - time.monotonic()
-                    if wait > 0:
-                        producer.poll(wait)
+                while pace is not None and not allowance and not self.cancel.is_set():
+                    allowance = pace.owed(time.monotonic())
+                    if not allowance:
+                        producer.poll(pace.wait(time.monotonic()))
+                if pace is not None:
+                    allowance = max(0, allowance - 1)
+                    pace.sent_now(1)
                 self._produce(producer, entry)
                 in_batch += 1
             if in_batch >= REDRIVE_BATCH or time.monotonic() - batch_started >= COMMIT_EVERY:
