@@ -70,6 +70,10 @@ def _admin(cluster) -> AdminClient:
     return AdminClient({"bootstrap.servers": cluster.bootstrap})
 
 
+def _leader(cluster, topic: str, partition: int) -> int:
+    return _admin(cluster).list_topics(topic, timeout=10).topics[topic].partitions[partition].leader
+
+
 def _java_hash(text: str) -> int:
     """Java's String.hashCode, which Kafka hashes ids with to place their coordinators."""
     value = 0
@@ -102,11 +106,10 @@ def _fully_replicated(cluster, timeout: float = 90) -> None:
 
 
 def test_a_clusters_bad_hour_loses_nothing_doubles_nothing_and_redoes_little(cluster, tmp_path):
-    """Orders arrive at 1,000/s while, one after the other: the transaction coordinator
-    and the group coordinator are killed (kill -9) and restarted (each node also leads a
-    partition of the source, three partitions on three nodes); all three nodes are
-    restarted in turn; two nodes are stopped at once (below min.insync.replicas: writes
-    wait) and started again. Counted afterwards by an
+    """Orders arrive at 1,000/s while, one after the other: the leader of a source
+    partition, the transaction coordinator and the group coordinator are killed (kill -9)
+    and restarted; all three nodes are restarted in turn; two nodes are stopped at once
+    (below min.insync.replicas: writes wait) and started again. Counted afterwards by an
     independent read_committed reader: every order finished, no DLQ record twice, and
     at most 2 % done twice (an aborted transaction's orders are done again)."""
     settings = _settings(cluster)
@@ -143,6 +146,7 @@ def test_a_clusters_bad_hour_loses_nothing_doubles_nothing_and_redoes_little(clu
         )  # fmt: skip
         try:
             goes_on("the start")
+            kill_and_restart(_leader(cluster, settings.topic, 0), "leader of a source partition")
             transactional_id = f"orders-tui-{group}-w1"
             kill_and_restart(_coordinator(cluster, "__transaction_state", transactional_id),
                              "transaction coordinator")  # fmt: skip
