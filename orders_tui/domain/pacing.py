@@ -45,9 +45,11 @@ class Pace:
         self.sent += count
 
     def wait(self, now: float) -> float:
-        """Seconds until the next batch is owed (0 when it is)."""
+        """Seconds until the next batch is owed (0 when it is), rounded up to a whole
+        millisecond: a Kafka client's poll() waits whole milliseconds, so 0.9 ms was no
+        wait at all, and each tick spun for its last millisecond (1 ms of CPU a tick)."""
         due = self.start + (self.sent + self._next_batch() - 1) / self.rate
-        return max(0.0, due - now)
+        return max(0.0, math.ceil((due - now) * 1000 - 1e-6) / 1000)
 
     @property
     def done(self) -> bool:
