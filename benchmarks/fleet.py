@@ -23,10 +23,11 @@ latency p99 (target < 100 ms) and its peak RSS (target < 150 MB). Target: fleet 
 
     python benchmarks/fleet.py [-b HOST:PORT] [-n 300000] [--rounds 3]
 
-With --scale-out: 1, 2 and 3 workers on the same backlog (each count in a fresh group),
-against a bare group of as many confluent-kafka consumers; for each worker, its share of
-the source's and the retry topics' partitions (from the broker's description of the
-group, sampled while it runs) and of the orders finished (its outcome log).
+With --scale-out: 1, 2 and 3 workers, against a bare group of as many confluent-kafka
+consumers, each on fresh topics: once the group has settled (every member holding its
+share of the source, as the broker describes the group), the backlog is written and the
+group timed to its end; for each worker, its partitions of the source and the retry
+topics and its share of the orders finished (its outcome log).
 
     python benchmarks/fleet.py --scale-out [-b HOST:PORT] [-n 300000] [--rounds 1]
 """
@@ -37,6 +38,7 @@ import asyncio
 import io
 import itertools
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,8 +79,9 @@ def group_progress(admin: AdminClient, consumer: Consumer, topic: str) -> tuple[
     return committed, end
 
 
-def time_group(settings: KafkaSettings, group: str) -> float:
-    """Orders/s from the group's first commit to its commits at the end."""
+def time_group(settings: KafkaSettings, group: str, total: int = 0) -> float:
+    """Orders/s from the group's first commit to its commits at the end (and at
+    `total` at least, while a backlog is still being written)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group})
     try:
@@ -88,7 +91,7 @@ def time_group(settings: KafkaSettings, group: str) -> float:
             now = time.monotonic()
             if first is None and committed:
                 first = (now, committed)
-            if first is not None and committed >= end:
+            if first is not None and committed >= max(end, total):
                 return (end - first[1]) / (now - first[0])
             time.sleep(WATCH_EVERY)
     finally:
@@ -96,17 +99,18 @@ def time_group(settings: KafkaSettings, group: str) -> float:
 
 
 def bare_member(bootstrap: str, topic: str, group: str) -> None:
-    """One of the bare group's consumers: decode and commit until idle for 3 s."""
+    """One of the bare group's consumers: decode and commit until idle for 3 s (or 60 s
+    before the first record: in --scale-out the backlog comes once the group settled)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False, **CONSUMER_DEFAULTS})  # fmt: skip
     consumer.subscribe([topic])
     reader = io.BytesIO()
-    idle_since = time.monotonic()
-    while time.monotonic() - idle_since < 3:
+    idle_since, idle_for = time.monotonic(), 60.0
+    while time.monotonic() - idle_since < idle_for:
         messages = consumer.consume(1000, 0.1)
         if not messages:
             continue
-        idle_since = time.monotonic()
+        idle_since, idle_for = time.monotonic(), 3.0
         for msg in messages:
             reader.seek(0)
             reader.write(msg.value())
@@ -221,73 +225,77 @@ def held_partitions(admin: AdminClient, group: str) -> dict[str, Counter]:
     return held
 
 
-def scale_out_run(settings: KafkaSettings, workers: int, folder: Path) -> dict:
-    """`workers` headless workers on the backlog: their rate, and each one's partitions
-    (the most it held of each topic at once while running) and orders finished."""
+def scale_out_run(bootstrap: str, args, workers: int, bare: bool, folder: Path) -> dict:
+    """`workers` members on fresh topics: once the group has settled (each holds its
+    share, as the broker describes it), the backlog is written and the group timed.
+    Returns the rate and each worker's partitions and orders finished."""
+    partitions = max(args.partitions, 6)
+    settings = fresh_topics(bootstrap, partitions, "bench-scale")
     group = f"bench-scale-{uuid.uuid4().hex[:8]}"
     logs = [folder / f"{group}-{n}.jsonl" for n in range(workers)]
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "orders_tui", "consume", "--headless", "--idle-exit", "3",
-         "-b", settings.bootstrap_servers, "--topic", settings.topic,
-         "--dlq-topic", settings.dlq_topic, "--group", group, "--instance-id", f"w{n}",
-         "--retry-topic-prefix", f"{group}-retry", "--outcomes", str(logs[n])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    ) for n in range(workers)]  # fmt: skip
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    peak: dict[str, Counter] = {}
-    sampling = True
-
-    def sample() -> None:
-        while sampling:
-            for worker, topics in held_partitions(admin, group).items():
-                peak[worker] = peak.get(worker, Counter()) | topics
-            time.sleep(0.5)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    rate = time_group(settings, group)
+    if bare:
+        procs = spawn_bare(settings, group, workers)
+    else:
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "orders_tui", "consume", "--headless",
+             "-b", bootstrap, "--topic", settings.topic, "--dlq-topic", settings.dlq_topic,
+             "--group", group, "--instance-id", f"w{n}", "--outcomes", str(logs[n])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ) for n in range(workers)]  # fmt: skip
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + 60
+    while True:
+        held = held_partitions(admin, group)
+        if len(held) == workers and all(
+            c[settings.topic] == partitions // workers for c in held.values()
+        ):
+            break
+        assert time.monotonic() < deadline, f"the group did not settle: {held}"
+        time.sleep(0.3)
+    writer = threading.Thread(
+        target=lambda: OrderProducer(settings, seed=1).produce(args.count), daemon=True
+    )
+    writer.start()
+    rate = time_group(settings, group, args.count)
+    writer.join()
     for proc in procs:
+        if not bare:
+            proc.send_signal(signal.SIGTERM)
         proc.wait(120)
-    sampling = False
-    sampler.join()
-    finished = [sum(1 for _ in log.open()) for log in logs]
+    finished = [sum(1 for _ in log.open()) if log.exists() else 0 for log in logs]
     source = settings.topic
-    return {
-        "rate": rate,
-        "members": {
-            f"w{n}": {
-                "source": peak.get(f"w{n}", Counter())[source],
-                "retry": sum(c for t, c in peak.get(f"w{n}", Counter()).items() if t != source),
-                "share": finished[n] / max(1, sum(finished)),
-            }
-            for n in range(workers)
-        },
-    }
+    members = {}
+    for n, (name, topics) in enumerate(sorted(held.items())):
+        members[name] = {
+            "source": topics[source],
+            "retry": sum(c for t, c in topics.items() if t != source),
+            "share": finished[n] / max(1, sum(finished)) if not bare else None,
+        }
+    return {"rate": rate, "members": members}
 
 
-def scale_out(args, settings: KafkaSettings) -> None:
-    rounds: dict[int, list[dict]] = {n: [] for n in (1, 2, 3)}
-    bare: dict[int, list[float]] = {n: [] for n in (1, 2, 3)}
+def scale_out(args) -> None:
+    bootstrap = args.bootstrap_servers
+    rates: dict[tuple[int, bool], list[float]] = {}
+    last: dict[int, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
-        scale_out_run(settings, 1, Path(folder))  # warm-up
+        scale_out_run(bootstrap, args, 1, False, Path(folder))  # warm-up
         for _ in range(args.rounds):
             for n in (1, 2, 3):
-                group = f"bench-bare-{uuid.uuid4().hex[:8]}"
-                members = spawn_bare(settings, group, n)
-                bare[n].append(time_group(settings, group))
-                for member in members:
-                    member.wait(60)
-                rounds[n].append(scale_out_run(settings, n, Path(folder)))
+                for bare in (True, False):
+                    run = scale_out_run(bootstrap, args, n, bare, Path(folder))
+                    rates.setdefault((n, bare), []).append(run["rate"])
+                    if not bare:
+                        last[n] = run["members"]
     partitions = max(args.partitions, 6)
-    print(f"scale-out on a backlog of {args.count:,} orders, {partitions} partitions "
-          f"(source and 3 retry topics), medians of {args.rounds} rounds")  # fmt: skip
-    one = statistics.median(r["rate"] for r in rounds[1])
+    print(f"scale-out: {args.count:,} orders written once the group settled, {partitions} "
+          f"partitions (source and 3 retry topics), medians of {args.rounds} rounds")  # fmt: skip
+    one = statistics.median(rates[1, False])
     for n in (1, 2, 3):
-        rate, base = statistics.median(r["rate"] for r in rounds[n]), statistics.median(bare[n])
+        rate, base = statistics.median(rates[n, False]), statistics.median(rates[n, True])
         print(f"  {n} worker(s): {rate:>9,.0f} orders/s = {rate / one:4.2f} x one worker; "
               f"bare group of {n}: {base:>9,.0f} orders/s, ratio {rate / base:4.2f}")  # fmt: skip
-        last = rounds[n][-1]["members"]
-        for name, member in last.items():
+        for name, member in last[n].items():
             print(f"      {name}: source partitions {member['source']}/{partitions}, retry "
                   f"partitions {member['retry']}/{3 * partitions}, orders finished "
                   f"{100 * member['share']:.0f} %")  # fmt: skip
@@ -296,11 +304,11 @@ def scale_out(args, settings: KafkaSettings) -> None:
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], default_count=300_000, rounds=3,
                       extra=[("--scale-out", {"action": "store_true"})])  # fmt: skip
+    if args.scale_out:
+        scale_out(args)
+        return
     settings = fresh_topics(args.bootstrap_servers, max(args.partitions, 6), "bench-fleet")
     assert OrderProducer(settings, seed=1).produce(args.count).delivered == args.count
-    if args.scale_out:
-        scale_out(args, settings)
-        return
     fleet_run(settings)  # warm-up: the broker's JIT, the page cache
     bare, fleet, watched, pressed, observers = [], [], [], [], []
     for _ in range(args.rounds):
