@@ -23,13 +23,17 @@ from tests.test_crash_safety import whole_records
 pytestmark = pytest.mark.kafka
 
 
-def test_the_pipeline_runs_on_the_consumer_group_protocol(settings, group, tmp_path):
+def _produce(settings, count: int, seed: int) -> None:
     produced = subprocess.run(
-        [sys.executable, "-m", "orders_tui", "produce", "-n", "200", "--seed", "5",
+        [sys.executable, "-m", "orders_tui", "produce", "-n", str(count), "--seed", str(seed),
          "-b", settings.bootstrap_servers, "--topic", settings.topic],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert produced.returncode == 0, produced.stderr
+
+
+def test_the_pipeline_runs_on_the_consumer_group_protocol(settings, group, tmp_path):
+    _produce(settings, 200, seed=5)
     outcomes = tmp_path / "outcomes.jsonl"
     done = subprocess.run(
         [sys.executable, "-m", "orders_tui", "consume", "--headless",
@@ -54,12 +58,7 @@ def test_a_member_killed_on_the_consumer_group_protocol_is_back_once_its_session
     its session ends (45 s): the restarted pipeline was refused ("The instance ID is
     still used by another member", a fatal error) and ended with exit 1. It now says so
     once, joins again every 5 s, and finishes every order, each DLQ record once."""
-    produced = subprocess.run(
-        [sys.executable, "-m", "orders_tui", "produce", "-n", "3000", "--seed", "7",
-         "-b", settings.bootstrap_servers, "--topic", settings.topic],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert produced.returncode == 0, produced.stderr
+    _produce(settings, 3000, seed=7)
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
 
     def worker(outcomes, *extra: str) -> list[str]:
