@@ -197,7 +197,7 @@ async def test_the_header_says_when_the_schema_registry_is_away_and_the_pane_wha
     app = sample_app()
     app.engine.settings = replace(app.engine.settings,
                                   registry=RegistrySettings("http://registry:8081"))  # fmt: skip
-    app.engine.stats.schemas_seen = {
+    app.engine.pipeline.stats.schemas_seen = {
         "orders-value v1 (id 7)": 1200,
         "\x1b[31morders-value v2 (id 9)": 34,
     }

@@ -78,7 +78,7 @@ def sample_events() -> list:
 
 def sample_app() -> OrdersApp:
     engine = Engine(KafkaSettings("localhost:9092", "orders", "orders-dlq"))
-    stats = engine.stats
+    stats = engine.pipeline.stats  # its figures, which the dashboard reads as snapshots
     stats.started = NOW - 60
     prices = [_order(i).price for i in range(24) if _order(i).price <= 1000]
     for second in range(30):

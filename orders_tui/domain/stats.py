@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class RateMeter:
@@ -21,6 +21,15 @@ class RateMeter:
             buckets[-1][1] += count
         else:
             buckets.append([second, count])
+
+    def copy(self) -> RateMeter:
+        """A meter of its own with the same counts, for a reader on another thread (one
+        iterating a deque another thread appends to gets "deque mutated during iteration").
+        The copy itself must not overlap an `add`: take it under the writer's lock, or
+        copy again on RuntimeError."""
+        copied = RateMeter(self._buckets.maxlen or 60)
+        copied._buckets.extend(map(list, self._buckets))
+        return copied
 
     def history(self, now: float, seconds: int = 60) -> list[int]:
         """Counts for each of the last `seconds` whole seconds, oldest first (the current,
@@ -54,6 +63,20 @@ class PipelineStats:
     registry_outages: int = 0
     schemas_seen: dict[str, int] = field(default_factory=dict)  # label -> records read
     foreign_retries_skipped: int = 0  # retry records of another group, left alone
+
+    def snapshot(self) -> PipelineStats:
+        """A copy for a reader on another thread: its counters, rate and tallies its own,
+        while the pipeline's thread goes on counting in this one."""
+        while True:
+            try:
+                return replace(
+                    self,
+                    dead_lettered_by_type=Counter(self.dead_lettered_by_type),
+                    rate=self.rate.copy(),
+                    schemas_seen=dict(self.schemas_seen),
+                )
+            except RuntimeError:  # "mutated during iteration": changed mid-copy, copy again
+                continue
 
     def add_processed(self, price: float, recovered: bool, now: float) -> None:
         self.processed += 1

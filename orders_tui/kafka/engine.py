@@ -406,7 +406,7 @@ class Engine(EngineBase):
 
     @property
     def stats(self) -> PipelineStats:
-        return self.pipeline.stats
+        return self.pipeline.stats.snapshot()  # the pipeline's thread goes on counting
 
     def stop(self, timeout: float = 2.0) -> None:
         self.pipeline.stop()

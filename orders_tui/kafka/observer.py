@@ -54,7 +54,7 @@ class Observer(EngineBase):
         now = time.time()
         with self._lock:
             stats = self._fleet.totals(now)
-        stats.rate = self._rate
+            stats.rate = self._rate.copy()  # the fleet thread goes on adding to its own
         return stats
 
     @property

@@ -87,6 +87,7 @@ class Workbench:
         self.settings = settings
         self.decoder = decoder
         self.view = WorkbenchView()
+        self._publishing = threading.Lock()
         self._requests: queue.Queue[tuple[str, object]] = queue.Queue()
         self._stop = threading.Event()
         self._cancel_scan = threading.Event()
@@ -156,7 +157,10 @@ class Workbench:
     # ---- the worker ----
 
     def _publish(self, **changes: object) -> None:
-        self.view = replace(self.view, version=self.view.version + 1, **changes)
+        # Called from the scan, the page fetcher and the jobs' threads: without the lock
+        # two could read the same view and one's changes be lost.
+        with self._publishing:
+            self.view = replace(self.view, version=self.view.version + 1, **changes)
 
     def _run(self) -> None:
         reader = fetcher = None
