@@ -35,6 +35,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, DecodeError, WriterSchemaUnavailable
+from orders_tui.domain.failure_budget import FailureBudget
 from orders_tui.domain.member_status import RUNNING, STOPPED, MemberStatus
 from orders_tui.domain.offsets import PartitionOffsets
 from orders_tui.domain.order import Order
@@ -332,8 +333,8 @@ class Pipeline:
         self._idle_since: float | None = None
         self._next_drain_check = 0.0
         self._admin_client: AdminClient | None = None
-        self._producer_failures: list[float] = []
-        self._consumer_fencings: list[float] = []
+        self._producer_failures = FailureBudget(allowed=5)
+        self._consumer_fencings = FailureBudget(allowed=3)
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
         # KIP-848: since when our instance id has been refused as still held, and when
@@ -998,10 +999,7 @@ class Pipeline:
         if self._held_since is not None:
             self._rejoin_held_instance(why)
             return
-        now = time.monotonic()
-        recent = [t for t in self._consumer_fencings if now - t < 300]
-        self._consumer_fencings = [*recent, now]
-        if len(self._consumer_fencings) > 3:
+        if not self._consumer_fencings.spend(time.monotonic()):
             instance = self._slot.instance_id
             self._refuse(KafkaRefused(f"another consumer keeps using group.instance.id "
                                       f"{instance!r} ({why}): give each pipeline its own "
@@ -1054,10 +1052,7 @@ class Pipeline:
     def _replace_producer(self, why: str) -> None:
         """A new transactional producer (same id: it fences the old one), then redo the
         work since the last commit. Stops when it keeps failing."""
-        now = time.monotonic()
-        recent = [t for t in self._producer_failures if now - t < 300]
-        self._producer_failures = [*recent, now]
-        if len(self._producer_failures) > 5:
+        if not self._producer_failures.spend(time.monotonic()):
             self._refuse(KafkaRefused(
                 f"the transactional producer keeps failing ({why}); if it was fenced, "
                 f"another pipeline uses instance id {self._slot.instance_id!r}: give each "

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from orders_tui.errors import KafkaRefused
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.producer import make_producer
+from orders_tui.kafka.producer import make_producer, produce_when_room
 
 COMMIT_EVERY = 0.1  # seconds between checkpoints
 # A record as large as librdkafka's consumer accepts (receive.message.max.bytes, 100 MB)
@@ -66,18 +66,13 @@ class Delivery:
     def write(self, topic: str, value: bytes | None, key: bytes | None, headers: list) -> None:
         """Queue a record; KafkaRefused when the client refuses it locally (too large),
         ProducerFailed when the producer itself is broken (fenced, say)."""
-        producer = self.producer
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=headers)
-                return
-            except BufferError:
-                self.poll(0.05)
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal() or not refuses_the_record(error, self.exactly_once):
-                    raise ProducerFailed(error.str()) from None
-                raise KafkaRefused(refusal(topic, error)) from None
+        try:
+            produce_when_room(self.producer, topic, value, key, self.poll, headers=headers)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal() or not refuses_the_record(error, self.exactly_once):
+                raise ProducerFailed(error.str()) from None
+            raise KafkaRefused(refusal(topic, error)) from None
 
     def poll(self, timeout: float) -> None:
         """Serve delivery callbacks; ProducerFailed when the producer is broken for good

@@ -50,6 +50,25 @@ class ProduceResult:
         }
 
 
+def produce_when_room(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    poll: Callable[[float], object] | None = None,
+    **options: object,
+) -> None:
+    """Hand a record to the client, waiting while its queue is full (BufferError): each
+    wait serves the client's callbacks (`poll`, the producer's own by default), which
+    lets the queue drain. Hot loops try `produce` first and call this on BufferError."""
+    while True:
+        try:
+            producer.produce(topic, value, key, **options)
+            return
+        except BufferError:
+            (poll or producer.poll)(0.05)
+
+
 def make_producer(settings: KafkaSettings, **overrides: object) -> Producer:
     return make_client(Producer, settings.client_config(**{**PRODUCER_DEFAULTS, **overrides}))
 
@@ -121,14 +140,8 @@ class OrderProducer:
         for order, value in zip(orders, values, strict=True):
             try:
                 produce(topic, value, order[0])
-            except BufferError:  # the client's queue is full: let it drain, then retry
-                while True:
-                    producer.poll(0.05)
-                    try:
-                        produce(topic, value, order[0])
-                        break
-                    except BufferError:
-                        continue
+            except BufferError:  # the client's queue is full
+                produce_when_room(producer, topic, value, order[0])
         self._sent += count
         if self._on_order is not None:
             for order in orders:

@@ -48,7 +48,7 @@ from orders_tui.kafka.dlq import (
     replay_headers,
     scan_dlq,
 )
-from orders_tui.kafka.producer import make_producer
+from orders_tui.kafka.producer import make_producer, produce_when_room
 from orders_tui.kafka.status import CONTROL_TOPIC, STATUS_TOPIC
 from orders_tui.visible import visible
 
@@ -433,13 +433,8 @@ class Redrive:
         placed = self.targets.partition(original_topic, original_partition,
                                         self._partitions(target))  # fmt: skip
         where = {} if placed is None else {"partition": placed}
-        while True:
-            try:
-                producer.produce(target, entry.value, entry.key, headers=headers,
-                                 on_delivery=self._delivered, **where)  # fmt: skip
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_when_room(producer, target, entry.value, entry.key, headers=headers,
+                          on_delivery=self._delivered, **where)  # fmt: skip
         self.summary.sent += 1
 
     def _commit(self, producer: Producer, consumer: Consumer, positions: dict[int, int]) -> None:
