@@ -34,8 +34,8 @@ from keys import FrameClock
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp

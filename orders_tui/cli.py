@@ -22,7 +22,7 @@ from orders_tui.kafka.config import (
 )
 
 if TYPE_CHECKING:
-    from orders_tui.kafka.consumer import EngineConfig
+    from orders_tui.kafka.engine_config import EngineConfig
     from orders_tui.kafka.producer import OrderProducer, ProduceResult
 
 PROG = "orders-tui"
@@ -382,7 +382,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
     from orders_tui.domain.retry import Backoff
     from orders_tui.domain.rules import FailureRules
-    from orders_tui.kafka.consumer import EngineConfig
+    from orders_tui.kafka.engine_config import EngineConfig
 
     try:
         rules = FailureRules(
@@ -634,8 +634,8 @@ def _run_watch(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
     from orders_tui.domain.rules import FailureRules
     from orders_tui.kafka.config import make_client
-    from orders_tui.kafka.consumer import EngineConfig
     from orders_tui.kafka.engine import EngineOptions
+    from orders_tui.kafka.engine_config import EngineConfig
     from orders_tui.kafka.observer import Observer
     from orders_tui.ui.app import OrdersApp
 

@@ -14,7 +14,8 @@ from orders_tui.domain.failure import header_number
 from orders_tui.domain.order import Order
 from orders_tui.domain.triage import Triage
 from orders_tui.errors import UserError
-from orders_tui.kafka.config import KafkaSettings, make_decoder
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.decoders import make_decoder
 from orders_tui.kafka.dlq import DlqEntry, ScanProgress, dlq_reader, scan_dlq
 from orders_tui.visible import visible
 

@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from orders_tui import json_output
 from orders_tui.kafka.config import KafkaSettings, make_client
-from orders_tui.kafka.consumer import EngineConfig
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.topics import cluster_metadata
 from orders_tui.visible import visible
 

@@ -16,9 +16,9 @@ from textual.pilot import Pilot
 
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
 from orders_tui.ui.panes.dlq import DlqPane

@@ -94,8 +94,8 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(own_broke
     stream says it waits and sends nothing new; after, it resumes at 20/s without a
     burst for the time it missed, and every order it counted is on the topic once."""
     from orders_tui.kafka.config import KafkaSettings
-    from orders_tui.kafka.consumer import EngineConfig
     from orders_tui.kafka.engine import EngineOptions
+    from orders_tui.kafka.engine_config import EngineConfig
     from orders_tui.kafka.topics import ensure_topics
     from tests.kafka_helpers import read_all
 
@@ -135,7 +135,7 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(own_broke
 DASHBOARD_STAND_IN = """
 import sys, time
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import EngineConfig
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.engine import EngineOptions
 from orders_tui.kafka.remote import EngineProcess
 

@@ -22,9 +22,9 @@ from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
 from orders_tui.domain.order import Order
-from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.consumer_set import pipeline_instance_id
 from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.ui.app import OrdersApp

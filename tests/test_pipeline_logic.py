@@ -21,7 +21,8 @@ from orders_tui.domain.codec import Decoder, WriterSchema, WriterSchemaUnavailab
 from orders_tui.errors import KafkaRefused
 from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import EngineConfig, Pipeline
+from orders_tui.kafka.consumer import Pipeline
+from orders_tui.kafka.engine_config import EngineConfig
 
 SCHEMA = fastavro.parse_schema(json.load(open("schemas/order.avsc")))  # noqa: SIM115
 SOURCE, DLQ = "orders", "orders-dlq"

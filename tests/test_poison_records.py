@@ -19,9 +19,9 @@ from confluent_kafka import Producer
 from orders_tui.domain.codec import encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
-from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
 from tests.hostile_records import LIMITS, corpus

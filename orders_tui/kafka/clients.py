@@ -7,18 +7,14 @@ without a broker; what Kafka does with the records is tested on the real broker.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from confluent_kafka import Consumer, Producer
 
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.consumer_set import ConsumerSet, level_instance_id
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.producer import make_producer
 from orders_tui.kafka.topics import cluster_metadata, ensure_topics
-
-if TYPE_CHECKING:  # the pipeline's module imports this one
-    from orders_tui.kafka.consumer import EngineConfig
 
 
 class KafkaClients:

@@ -34,19 +34,19 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, DecodeError, WriterSchemaUnavailable
+from orders_tui.domain.codec import DecodeError, WriterSchemaUnavailable
 from orders_tui.domain.failure_budget import FailureBudget
 from orders_tui.domain.member_status import RUNNING, STOPPED, MemberStatus
 from orders_tui.domain.offsets import PartitionOffsets
 from orders_tui.domain.order import Order
-from orders_tui.domain.retry import Backoff
-from orders_tui.domain.rules import OK, FailureRules, Outcome, Verdict
+from orders_tui.domain.rules import OK, Outcome, Verdict
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import KafkaRefused, UserError
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.clients import KafkaClients
-from orders_tui.kafka.config import DEFAULT_GROUP, KafkaSettings, make_client, make_decoder
+from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.consumer_set import ConsumerSet, pipeline_instance_id
+from orders_tui.kafka.decoders import make_decoder
 from orders_tui.kafka.delivery import (
     COMMIT_EVERY,
     AtLeastOnce,
@@ -58,7 +58,9 @@ from orders_tui.kafka.delivery import (
     refuses_the_record,
 )
 from orders_tui.kafka.dlq import ErrorType, FailureHeaders, Headers, header_text
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.events import (
+    RETRY_ROWS_PER_SECOND,
     EngineStatus,
     EventQueue,
     Notice,
@@ -74,14 +76,9 @@ from orders_tui.kafka.membership import MemberSlot
 from orders_tui.kafka.retry_topics import (
     NotARetryRecord,
     RetryState,
-    group_retry_prefix,
-    retry_topic_names,
-    shared_retry_prefix,
 )
 from orders_tui.kafka.status import (
-    CONTROL_TOPIC,
     STATUS_EVERY,
-    STATUS_TOPIC,
     Command,
     ControlFollower,
     StatusPublisher,
@@ -121,7 +118,6 @@ CONSUMER_DEFAULTS: dict[str, object] = {
     "topic.metadata.refresh.interval.ms": 10_000,
 }
 POLL_TIMEOUT = 0.1  # seconds: how quickly a stop request or a due retry is noticed
-RETRY_ROWS_PER_SECOND = 200  # orders whose retries a front end follows, at most
 FOLLOWED_MAX = 10_000
 # A transactional call that has not returned after this long is given up on (see delivery).
 STUCK_AFTER = 5.0
@@ -207,31 +203,6 @@ class DrainResult:
         left = ", ".join(f"{name(k)} lag {n:,}" for k, n in sorted(self.lag.items()))
         held = f"; held by {others}" if others else ""
         return f"not drained: {left}{held}"
-
-
-@dataclass
-class EngineConfig:
-    group: str = DEFAULT_GROUP
-    rules: FailureRules = field(default_factory=FailureRules)
-    backoff: Backoff = field(default_factory=Backoff)
-    exactly_once: bool = True
-    retry_topic_prefix: str = ""  # "" means `<topic>-<group>-retry`
-    instance_id: str = ""  # "" means a slot of this host (see membership)
-    schema_id: int = DEFAULT_SCHEMA_ID  # the Confluent schema id read as schemas/order.avsc
-    status_topic: str = STATUS_TOPIC  # where the member's status goes every second
-    control_topic: str = CONTROL_TOPIC  # fleet commands it obeys
-
-    def retry_topics(self, source_topic: str) -> list[str]:
-        """Where retry n of `source_topic`'s orders waits (see retry_topics)."""
-        prefix = self.retry_topic_prefix or group_retry_prefix(source_topic, self.group)
-        return retry_topic_names(prefix, self.rules.max_retries)
-
-    def shared_retry_topics(self, source_topic: str) -> list[str]:
-        """The retry topics every group shared before they were named per group, which a
-        group drains of its own retries; none when --retry-topic-prefix names them."""
-        if self.retry_topic_prefix:
-            return []
-        return retry_topic_names(shared_retry_prefix(source_topic), self.rules.max_retries)
 
 
 def _fenced_instance(error: KafkaError) -> bool:

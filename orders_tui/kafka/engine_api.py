@@ -10,8 +10,8 @@ from typing import Protocol
 from orders_tui.domain.member_status import Fleet
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.dlq import DlqEntry
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.events import EventQueue
 
 

@@ -125,6 +125,9 @@ class EventQueue:
         return [events.popleft() for _ in range(len(events))]
 
 
+RETRY_ROWS_PER_SECOND = 200  # orders whose retries a front end follows, at most
+
+
 class RowBudget:
     """How many order rows are worth making. A token bucket of ROWS_SHOWN rows (a pane's
     worth at once) refilled at ROWS_PER_SECOND: at a human pace every order gets its

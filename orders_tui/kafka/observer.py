@@ -16,11 +16,18 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, Producer,
 from orders_tui.domain.codec import DecodeError, WriterSchemaUnavailable
 from orders_tui.domain.member_status import Fleet, StatusFormatError, decode_status
 from orders_tui.domain.stats import PipelineStats, RateMeter
-from orders_tui.kafka.config import KafkaSettings, make_decoder, plain_reader
-from orders_tui.kafka.consumer import RETRY_ROWS_PER_SECOND
+from orders_tui.kafka.config import KafkaSettings, plain_reader
+from orders_tui.kafka.decoders import make_decoder
 from orders_tui.kafka.dlq import header_text
 from orders_tui.kafka.engine import EngineBase, EngineOptions
-from orders_tui.kafka.events import Notice, OrderSeen, OrderState, RetryScheduled, RowBudget
+from orders_tui.kafka.events import (
+    RETRY_ROWS_PER_SECOND,
+    Notice,
+    OrderSeen,
+    OrderState,
+    RetryScheduled,
+    RowBudget,
+)
 from orders_tui.kafka.producer import make_producer
 from orders_tui.kafka.retry_topics import NotARetryRecord, RetryState
 from orders_tui.kafka.status import Command, ensure_fleet_topics

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
-from orders_tui.kafka.config import make_decoder
+from orders_tui.kafka.decoders import make_decoder
 from orders_tui.kafka.engine import DlqEntrySeen, coalesce
 from orders_tui.kafka.engine_api import EngineApi
 from orders_tui.kafka.events import (
