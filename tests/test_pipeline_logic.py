@@ -701,6 +701,32 @@ def test_a_fenced_static_member_told_by_a_message_gets_a_new_consumer_and_goes_o
     assert clients.consumer_made.stored == {(SOURCE, 0): 2}  # the order after it was done
 
 
+def test_a_replaced_consumers_callbacks_no_longer_touch_the_pipeline():
+    """A replaced consumer closes on a thread of its own, and as it closes it calls back:
+    its partitions lost, its fencing. Taken as the new consumer's, they made the pipeline
+    forget partitions the new one held (1,040 orders never finished after a broker
+    restart) and replace it again."""
+    after = [Record(SOURCE, 0, 1, b"k-after", avro("k-after", "Mug", 400.0))]
+    seen: dict[str, object] = {"consumers": []}
+
+    def then(consumer: StandInConsumer) -> bool:
+        consumer.producer.acknowledging = True
+        if consumer not in seen["consumers"]:
+            seen["consumers"].append(consumer)
+            if len(seen["consumers"]) == 1:
+                consumer.pipeline.clients.batches[:] = [after]
+            else:  # the first one, closing: what its callbacks would say meanwhile
+                old = seen["consumers"][0]
+                old.on_lost(old, [TopicPartition(SOURCE, 0)])
+                old.config["error_cb"](KafkaError(KafkaError._FATAL, FENCED, fatal=True))
+        seen["polls"] = seen.get("polls", 0) + 1
+        return seen["polls"] < 60
+
+    clients = run([[Record(SOURCE, 0, 0, *ORDERS[0]), FatalRecord(FENCED)]], then)
+    assert len(seen["consumers"]) == 2  # replaced once, not again for the old one's fencing
+    assert clients.consumer_made.stored == {(SOURCE, 0): 2}  # the order after it was done
+
+
 def test_any_other_fatal_error_told_by_a_message_ends_the_run_with_one_line():
     seen: dict[str, int] = {}
 

@@ -308,6 +308,7 @@ class Pipeline:
         self._consumer_fencings = FailureBudget(allowed=3)
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
+        self._generation: object | None = None  # the current consumers' (see _current)
         # KIP-848: since when our instance id has been refused as still held, and when
         # the current consumer joined (a rejoin waits INSTANCE_HELD_RETRY after it).
         self._held_since: float | None = None
@@ -391,18 +392,33 @@ class Pipeline:
             # KIP-848: the broker assigns and times sessions; librdkafka refuses a client
             # that sets either ("not supported for group.protocol=consumer").
             defaults = {k: v for k, v in defaults.items() if k not in CLASSIC_PROTOCOL_ONLY}
+        self._generation = object()
         config = self.settings.client_config(
             **{
                 **defaults,
                 **self._delivery.consumer_settings,
                 "group.id": self.config.group,
                 "group.instance.id": self._slot.instance_id,
-                "error_cb": self._on_error,
-                "stats_cb": self._on_stats,
-                "on_commit": self._on_commit,
+                "error_cb": self._current(self._on_error),
+                "stats_cb": self._current(self._on_stats),
+                "on_commit": self._current(self._on_commit),
             }
         )
         return self.clients.consumers(config, self._levels())
+
+    def _current(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """`callback` for the consumers being made, ignored once they are replaced: a
+        replaced consumer closes on a thread of its own, and its callbacks (a fencing, a
+        revoke, lost partitions) ran there against the new consumer's state: it forgot
+        partitions the new one held, and their orders waited for good (1,040 missing after
+        a broker restart)."""
+        generation = self._generation
+
+        def call(*args: object) -> None:
+            if self._generation is generation:
+                callback(*args)
+
+        return call
 
     def _levels(self) -> list[list[str]]:
         """The topics of each consumer: the source; then retry topic n with the old shared
@@ -413,11 +429,24 @@ class Pipeline:
 
     def _subscribe(self) -> None:
         self._joined_at = time.monotonic()
+        current = self._generation
+
+        def of_current(callback: Callable[..., None]) -> Callable[..., None]:
+            def call(*args: object) -> None:
+                if self._generation is current:
+                    callback(*args)
+                else:  # a replaced consumer's: it gives its partitions up as it closes
+                    consumer, partitions = args
+                    with contextlib.suppress(KafkaException):
+                        consumer.incremental_unassign(partitions)
+
+            return call
+
         self._consumer.subscribe(
             self.topics,
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+            on_assign=of_current(self._on_assign),
+            on_revoke=of_current(self._on_revoke),
+            on_lost=of_current(self._on_lost),
         )
 
     def _make_delivery(self) -> Delivery:
@@ -1000,6 +1029,7 @@ class Pipeline:
     def _new_consumer(self) -> None:
         self._be_careful()
         old = self._consumer
+        self._generation = None  # from now on its callbacks are ignored
         threading.Thread(target=old.close, daemon=True).start()  # may wait for the broker
         if self._delivery.exactly_once and not self._delivery.abort(POLL_TIMEOUT * 10):
             self._producer_broken = "the consumer was fenced and the abort failed"
