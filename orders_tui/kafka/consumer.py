@@ -494,6 +494,9 @@ class Pipeline:
                     self._poll_producer(POLL_TIMEOUT)
                 if self._producer_broken:
                     self._replace_broken_producer()
+                if self._fenced:  # its replacement aborts what the commit waits for
+                    self._replace_consumer()
+                    consumer = self._consumer
                 continue
             self._apply_pause()
             timeout = POLL_TIMEOUT
@@ -1083,8 +1086,19 @@ class Pipeline:
                 return  # the next run resumes from the group's commit
             try:
                 committed = consumer.committed(held, timeout=POLL_TIMEOUT * 10)
-            except KafkaException:
-                continue  # the coordinator does not answer yet
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal() or error.code() == KafkaError._FATAL:
+                    # The consumer failed for good (fenced, say) and would answer this
+                    # forever, silently holding the loop (seen at the end of the cluster
+                    # test). Nothing of these partitions is committed from now on; the
+                    # consumer's replacement, or the next run, starts from the group's
+                    # commits.
+                    self._trackers = {t: {} for t in self.topics}
+                    self._on_fatal(error)
+                    return
+                self._report("rewind-wait", "waiting for the group coordinator to say where "
+                             f"to consume again from ({error.str()})", error=True)  # fmt: skip
         back = {(tp.topic, tp.partition): positions.get((tp.topic, tp.partition), -1) - tp.offset
                 for tp in committed or [] if tp.offset >= 0}  # fmt: skip
         self._report("rewind", f"{why}: consuming again from the last commit "
