@@ -94,6 +94,7 @@ CONSUME_BATCH = 1000
 # its own checkpoint.
 CAREFUL_SECONDS = 30.0
 INSTANCE_HELD_RETRY = 5.0
+CLOSE_WAIT = 10.0  # seconds a replaced consumer is given to close before its successor joins
 INSTANCE_HELD_FOR = 120.0  # longer than any session the broker allows by default (60 s)
 CAREFUL_BATCH = 200
 SESSION_TIMEOUT_MS = 10_000
@@ -305,7 +306,7 @@ class Pipeline:
         self._next_drain_check = 0.0
         self._admin_client: AdminClient | None = None
         self._producer_failures = FailureBudget(allowed=5)
-        self._consumer_fencings = FailureBudget(allowed=3)
+        self._consumer_fencings = FailureBudget(allowed=10)
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
         self._generation: object | None = None  # the current consumers' (see _current)
@@ -1033,7 +1034,12 @@ class Pipeline:
         self._be_careful()
         old = self._consumer
         self._generation = None  # from now on its callbacks are ignored
-        threading.Thread(target=old.close, daemon=True).start()  # may wait for the broker
+        # Closed on a thread of its own (it may wait for the broker), but waited for a
+        # while: one still rejoining with our instance ids fences the new one at once
+        # (a cluster test's pipeline was fenced after every failover until it gave up).
+        closing = threading.Thread(target=old.close, daemon=True)
+        closing.start()
+        closing.join(CLOSE_WAIT)
         if self._delivery.exactly_once and not self._delivery.abort(POLL_TIMEOUT * 10):
             self._producer_broken = "the consumer was fenced and the abort failed"
         self._trackers = {t: {} for t in self.topics}
