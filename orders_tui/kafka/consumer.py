@@ -1146,6 +1146,11 @@ class Pipeline:
         self._joined = True
         if self.paused and partitions:  # pause state does not survive a rebalance
             consumer.pause(partitions)
+        elif partitions:
+            # A retry partition paused until its head was due, then lost: it comes back
+            # still paused in librdkafka, while the pipeline forgot why (its retries
+            # waited for good, silently). Whatever this member holds anew, it reads.
+            consumer.resume(partitions)
         self._last_activity = time.monotonic()
         self._status(True)
 
