@@ -89,7 +89,11 @@ class StandInConsumer:
 
     def subscribe(self, topics, on_assign, on_revoke, on_lost) -> None:
         self.topics, self._on_assign = topics, on_assign
-        self.on_revoke, self.on_lost = on_revoke, on_lost  # a step may call them
+        self.on_assign, self.on_revoke, self.on_lost = (
+            on_assign,
+            on_revoke,
+            on_lost,
+        )  # a step may call them
 
     def consume(self, count: int, timeout: float) -> list[Record]:
         if self._on_assign is not None:  # the group's first answer: every partition, p0
@@ -305,6 +309,31 @@ def test_a_retry_not_due_pauses_its_partition_until_it_is():
     assert due_ms / 1000 <= resumed_at < due_ms / 1000 + 0.1  # resumed when due
     assert clients.consumer_made.stored[RETRY_1, 0] == 1  # then processed: done
     assert clients.producer_made.acknowledged == []  # nothing retried or dead-lettered
+
+
+def test_a_retry_partition_paused_then_lost_is_read_once_held_again():
+    """librdkafka keeps a partition's pause across losing and regaining it: a retry
+    partition paused until its head was due, lost in a failover and assigned again, was
+    never read again (the pipeline had forgotten why it paused it)."""
+    due_ms = int((time.time() + 60) * 1000)  # not due during the test
+    headers = [("error_reason", b"down"), ("retry_attempts", b"1"),
+               ("retry_due", b"%d" % due_ms), ("retry_first_failure", b"%d" % due_ms),
+               ("original_topic", SOURCE.encode()), ("original_partition", b"0"),
+               ("original_offset", b"7"), ("original_timestamp", b"1700000000000")]  # fmt: skip
+    record = Record(RETRY_1, 0, 0, b"k-retry", avro("k-retry", "Mug", 500.0), headers)
+    seen: dict[str, object] = {}
+
+    def then(consumer: StandInConsumer) -> bool:
+        if "lost" not in seen and (RETRY_1, 0) in consumer.paused:
+            tp = TopicPartition(RETRY_1, 0)
+            consumer.on_lost(consumer, [tp])
+            consumer.on_assign(consumer, [tp])  # the same member gets it back
+            seen["lost"] = True
+            seen["paused after"] = (RETRY_1, 0) in consumer.paused
+        return "lost" not in seen
+
+    run([[record]], then)
+    assert seen == {"lost": True, "paused after": False}
 
 
 def test_a_pause_asked_before_the_partitions_came_holds_them_once_assigned():
