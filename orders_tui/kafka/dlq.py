@@ -40,6 +40,7 @@ from orders_tui.domain.order import Order
 from orders_tui.errors import KafkaInterrupted
 from orders_tui.json_output import bytes_json
 from orders_tui.kafka.config import KafkaSettings, plain_reader
+from orders_tui.kafka.topics import watermarks
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -294,7 +295,7 @@ def scan_dlq(
     begin: dict[int, int] = {}
     ends: dict[int, int] = {}
     for partition in partitions_of(consumer, topic, timeout):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
+        low, high = watermarks(consumer, TopicPartition(topic, partition), timeout)
         begin[partition] = max(low, (start or {}).get(partition, low))
         ends[partition] = high
     remaining = {p for p in begin if begin[p] < ends[p]}

@@ -36,7 +36,7 @@ from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.events import ROWS_SHOWN, EngineStatus, EventQueue, Notice, OrderSeen
 from orders_tui.kafka.producer import OrderProducer, make_producer
 from orders_tui.kafka.redrive import replay_targets
-from orders_tui.kafka.topics import ensure_topics
+from orders_tui.kafka.topics import ensure_topics, watermarks
 
 RECONNECT_EVERY = 2.0
 # `q` closes the dashboard within 2 s: the engine process gets 1.8 s, its pipeline this.
@@ -316,7 +316,7 @@ class EngineBase:
                 tps += [TopicPartition(topic, p) for p in sorted(found.partitions)]
             starts = []
             for tp in tps:
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                low, high = watermarks(consumer, tp)
                 starts.append(TopicPartition(tp.topic, tp.partition, max(low, high - ROWS_SHOWN)))
             consumer.assign(starts)
             while not self._stop.is_set():

@@ -159,3 +159,23 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> 
         if ready or time.monotonic() > deadline:
             return metadata
         time.sleep(0.1)
+
+
+# Answers of a broker still electing leaders (just started, or a node failed over).
+_LEADERLESS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                         KafkaError._TIMED_OUT, KafkaError._TRANSPORT})  # fmt: skip
+
+
+def watermarks(consumer: object, partition: object, timeout: float = 10.0) -> tuple[int, int]:
+    """A partition's (low, high) offsets, asked again while its leader is being elected:
+    right after `make run` started the broker, the dashboard's DLQ pane asked once, got
+    "Not leader for partition" and stayed empty for the session (and `dlq` printed a
+    traceback)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _LEADERLESS or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
