@@ -93,10 +93,11 @@ CONSUME_BATCH = 1000
 # was aborted (5,000 of 30,000 after a leader was killed). Meanwhile each small batch is
 # its own checkpoint.
 CAREFUL_SECONDS = 30.0
-INSTANCE_HELD_RETRY = 5.0
-CLOSE_WAIT = 10.0  # seconds a replaced consumer is given to close before its successor joins
-INSTANCE_HELD_FOR = 120.0  # longer than any session the broker allows by default (60 s)
 CAREFUL_BATCH = 200
+CLOSE_WAIT = 10.0  # seconds a replaced consumer is given to close before its successor joins
+# KIP-848: joining again while a killed predecessor's session holds our instance id.
+INSTANCE_HELD_RETRY = 5.0
+INSTANCE_HELD_FOR = 120.0  # longer than any session the broker allows by default (60 s)
 SESSION_TIMEOUT_MS = 10_000
 # Settings of the classic group protocol, which KIP-848's consumer protocol refuses.
 CLASSIC_PROTOCOL_ONLY = {"partition.assignment.strategy", "session.timeout.ms",
