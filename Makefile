@@ -50,8 +50,8 @@ browser:
 # Then the tests marked `alone` (the three-node cluster's, a fleet of workers), by
 # themselves: beside the suite's they starved its timing-sensitive tests on two cores.
 test: lint browser
-	$(BIN)/python -m pytest -n 2 -m "not alone"
-	$(BIN)/python -m pytest -m alone
+	$(BIN)/python -m pytest -n 2 -m "not alone and not slow"
+	$(BIN)/python -m pytest -m "alone and not slow"
 
 bench: install broker
 	$(BIN)/python benchmarks/produce.py -b $(BOOTSTRAP)

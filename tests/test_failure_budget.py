@@ -1,6 +1,6 @@
 """Giving up on a recovery that keeps failing (orders_tui/domain/failure_budget.py): the
-pipeline replaces a fenced consumer at most 10 times and a failed producer at most 5
-times in 5 minutes before it ends the run saying why."""
+pipeline replaces a fenced consumer or a failed producer at most 10 times each in 5
+minutes before it ends the run saying why."""
 
 from __future__ import annotations
 

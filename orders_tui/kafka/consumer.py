@@ -306,7 +306,7 @@ class Pipeline:
         self._idle_since: float | None = None
         self._next_drain_check = 0.0
         self._admin_client: AdminClient | None = None
-        self._producer_failures = FailureBudget(allowed=5)
+        self._producer_failures = FailureBudget(allowed=10)
         self._consumer_fencings = FailureBudget(allowed=10)
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
