@@ -7,8 +7,15 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
-from confluent_kafka import Consumer, IsolationLevel, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    Message,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from orders_tui.kafka.consumer_set import pipeline_instance_id
@@ -78,9 +85,41 @@ def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, int]:
     return {f"{t}[{p}]": end[t, p] - stable[t, p] for (t, p) in end if stable[t, p] < end[t, p]}
 
 
+def uncommitted(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
+    """Records of `topics` the group has not committed, per partition (`topic[p]`): its
+    committed offset against the end a read_committed reader sees."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    metadata = admin.list_topics(timeout=10).topics
+    tps = [TopicPartition(t, p) for t in topics for p in metadata[t].partitions]
+    answer = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                isolation_level=IsolationLevel.READ_COMMITTED,
+                                request_timeout=10)  # fmt: skip
+    ends = {(tp.topic, tp.partition): f.result().offset for tp, f in answer.items()}
+    request = [ConsumerGroupTopicPartitions(group, tps)]
+    committed = admin.list_consumer_group_offsets(request)[group].result(10).topic_partitions
+    return {
+        f"{tp.topic}[{tp.partition}]": ends[tp.topic, tp.partition] - max(tp.offset, 0)
+        for tp in committed
+        if max(tp.offset, 0) < ends[tp.topic, tp.partition]
+    }
+
+
 def group_members(settings, group: str) -> int:
     """Pipelines in `group`, as the broker describes it: a pipeline's members, one per
     topic level (`w0`, `w0#retry-1`, ...), count once."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     members = admin.describe_consumer_groups([group])[group].result(10).members
     return len({pipeline_instance_id(m.group_instance_id or m.member_id) for m in members})
+
+
+def stacks(pid: int) -> str:
+    """Every thread's stack of a live process, Python and native frames (py-spy), for a
+    failure message: a pipeline that stopped making progress shows where it waits."""
+    try:
+        dump = subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--native", "--pid", str(pid)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(no stacks: {exc})"
+    return dump.stdout + dump.stderr

@@ -155,6 +155,9 @@ class StandInConsumer:
         gone = {(tp.topic, tp.partition) for tp in tps}
         self.assigned = [tp for tp in self.assigned if (tp.topic, tp.partition) not in gone]
 
+    def serve_pending(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

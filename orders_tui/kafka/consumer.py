@@ -1035,12 +1035,16 @@ class Pipeline:
         self._be_careful()
         old = self._consumer
         self._generation = None  # from now on its callbacks are ignored
+        old.serve_pending()
         # Closed on a thread of its own (it may wait for the broker), but waited for a
         # while: one still rejoining with our instance ids fences the new one at once
         # (a cluster test's pipeline was fenced after every failover until it gave up).
         closing = threading.Thread(target=old.close, daemon=True)
         closing.start()
         closing.join(CLOSE_WAIT)
+        if closing.is_alive():
+            self._report("close-wait", f"the replaced consumer has not closed after "
+                         f"{CLOSE_WAIT:.0f} s; its successor joins anyway", error=True)  # fmt: skip
         if self._delivery.exactly_once and not self._delivery.abort(POLL_TIMEOUT * 10):
             self._producer_broken = "the consumer was fenced and the abort failed"
         self._trackers = {t: {} for t in self.topics}
@@ -1620,6 +1624,10 @@ class Pipeline:
                 self._publish_status(STOPPED)
                 self._publisher.close(max(0.0, min(0.5, deadline - time.monotonic())))
             if consumer is not None:
+                # What could be committed was: the rebalance callbacks close() runs (on
+                # the closer's thread) only give partitions up. Run in full, a level's
+                # revoke committed every level, those already closed too (a traceback).
+                self._generation = None
                 # close() waits for the broker (45 s when it is gone): give it what is left.
                 closer = threading.Thread(target=consumer.close, daemon=True)
                 closer.start()

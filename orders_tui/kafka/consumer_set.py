@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+CONSUME_BATCH = 1000  # records dropped a call by serve_pending
 INSTANCE_SUFFIX = "#retry-"  # a retry level's member: `<instance>#retry-<n>`
 
 
@@ -113,6 +114,21 @@ class ConsumerSet:
 
     def get_watermark_offsets(self, partition: TopicPartition, **kwargs: object) -> tuple:
         return self._of_topic[partition.topic].get_watermark_offsets(partition, **kwargs)
+
+    def serve_pending(self) -> None:
+        """Serve what each consumer has queued (a rebalance event above all) and drop
+        its records: done before close() by a set being replaced. A rebalance event
+        left queued is served by close() after the group handler has terminated, which
+        drops the (un)assign call the event makes without an answer: the call, holding
+        the GIL, waited for good and froze the whole process (py-spy, after a broker
+        restart)."""
+        for consumer in self._consumers:
+            for _ in range(3):
+                try:
+                    if not consumer.consume(CONSUME_BATCH, 0):
+                        break
+                except (KafkaException, RuntimeError):  # failed for good, or closed
+                    break
 
     def close(self) -> None:
         for consumer in self._consumers:
