@@ -91,3 +91,38 @@ def test_docker_compose_runs_the_versions_the_local_scripts_run():
     assert f"image: apicurio/apicurio-registry-mem:{registry}\n" in compose
     assert '"9092:9092"' in compose and '"8081:8080"' in compose
     assert f"Apache Kafka {kafka}" in README and f"apache/kafka:{kafka}" in README
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings (code blocks skipped)."""
+    found, in_code = set(), False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        heading = None if in_code else re.match(r"^#+\s+(.*)$", line)
+        if heading:
+            text = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower())
+            found.add(text.replace(" ", "-"))
+    return found
+
+
+def test_every_link_in_the_readme_and_docs_leads_somewhere():
+    """The README is the user's guide and docs/ the rest: a link between them that points
+    at a moved section or a missing file fails here."""
+    broken = []
+    for page in [ROOT / "README.md", ROOT / "tests" / "README.md", *sorted(ROOT.glob("docs/*.md"))]:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if link.startswith(("http://", "https://")):
+                continue
+            target, _, anchor = link.partition("#")
+            path = (page.parent / target).resolve() if target else page
+            if not path.exists() or (anchor and path.suffix == ".md"
+                                     and anchor not in _anchors(path)):  # fmt: skip
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert broken == []
+
+
+def test_the_readme_stays_a_users_guide():
+    """What users need fits in the README; engineering notes live in docs/."""
+    assert len(README.splitlines()) <= 450
+
