@@ -125,4 +125,3 @@ def test_every_link_in_the_readme_and_docs_leads_somewhere():
 def test_the_readme_stays_a_users_guide():
     """What users need fits in the README; engineering notes live in docs/."""
     assert len(README.splitlines()) <= 450
-
