@@ -228,7 +228,9 @@ def _run_produce(args: argparse.Namespace, settings: KafkaSettings) -> int:
                  f"{settings.registry.shown_url}")  # fmt: skip
     ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
                   on_mismatch=_say)  # fmt: skip
-    producer = OrderProducer(settings, wire_format, seed=args.seed, schema_id=schema_id)
+    producer = OrderProducer(
+        settings, wire_format, seed=args.seed, schema_id=schema_id, paced=args.rate is not None
+    )
     show_progress = not args.json and sys.stderr.isatty() and args.count > 0
     if show_progress:
         result = _produce_with_progress_bar(producer, args)

@@ -112,6 +112,23 @@ def group_members(settings, group: str) -> int:
     return len({pipeline_instance_id(m.group_instance_id or m.member_id) for m in members})
 
 
+def group_state(bootstrap: str, group: str, topics: list[str]) -> str:
+    """For a failure message: who in `group` holds what, and what it has not committed."""
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        described = admin.describe_consumer_groups([group])[group].result(10)
+        held = "; ".join(
+            f"{m.group_instance_id or m.member_id}: "
+            + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in m.assignment.topic_partitions)
+            for m in described.members
+        )
+        return f"group {described.state}: {held or 'no members'}; not committed: " + str(
+            uncommitted(bootstrap, group, topics)
+        )
+    except Exception as exc:  # a failure message must not fail
+        return f"(no group state: {exc})"
+
+
 def stacks(pid: int) -> str:
     """Every thread's stack of a live process, Python and native frames (py-spy), for a
     failure message: a pipeline that stopped making progress shows where it waits."""

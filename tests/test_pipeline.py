@@ -28,7 +28,7 @@ from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
 from tests.expectations import ATTEMPTS, dead_lettered, failing_attempts, transient
-from tests.kafka_helpers import read_all, stacks, uncommitted
+from tests.kafka_helpers import group_state, read_all, stacks, uncommitted
 
 pytestmark = pytest.mark.kafka
 
@@ -318,6 +318,7 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, own_broker, guarantee
         orders += produce_orders(settings, 1_000, seed=22)
 
         everything = {o.orderId for o in orders}
+        read = [settings.topic, *(f"{settings.topic}-restart-group-retry-{n}" for n in (1, 2, 3))]
         deadline = time.monotonic() + 120
         while True:
             records = _records(outcomes)
@@ -325,13 +326,13 @@ def test_a_broker_restart_mid_run_loses_no_order(tmp_path, own_broker, guarantee
                 break
             assert time.monotonic() < deadline and proc.poll() is None, (
                 f"{len(everything - {r['order_id'] for r in records})} orders missing; "
+                f"{group_state(settings.bootstrap_servers, 'restart-group', read)}; "
                 f"stderr: {stderr_path.read_text()}; stacks: {stacks(proc.pid)}"
             )
             time.sleep(0.2)
         # The outcome log runs ahead of the commit that covers it: stopped now, a slow
         # commit (a coordinator still recovering) is left to the next run, as it says.
         # Stopped once the group has committed everything, nothing may be left.
-        read = [settings.topic, *(f"{settings.topic}-restart-group-retry-{n}" for n in (1, 2, 3))]
         while left := uncommitted(settings.bootstrap_servers, "restart-group", read):
             assert time.monotonic() < deadline and proc.poll() is None, (
                 f"not committed: {left}; stderr: {stderr_path.read_text()}"

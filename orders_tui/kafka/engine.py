@@ -248,14 +248,19 @@ class EngineBase:
 
     def _order_producer(self) -> OrderProducer:
         """Schemaless Avro; with a schema registry, Confluent framing with the id the
-        Order schema has there (registered when new)."""
+        Order schema has there (registered when new). Paced: it serves the stream."""
         if self.settings.registry is None:
-            return OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed)
+            return OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed, paced=True)
         from orders_tui.kafka.registry import Registry
 
         registered = Registry(self.settings.registry).register_order_schema(self.settings.topic)
-        return OrderProducer(self.settings, WireFormat.CONFLUENT, seed=self.seed,
-                             schema_id=registered.schema_id)  # fmt: skip
+        return OrderProducer(
+            self.settings,
+            WireFormat.CONFLUENT,
+            seed=self.seed,
+            schema_id=registered.schema_id,
+            paced=True,
+        )
 
     def _replay(self, replayer: Producer, entry: DlqEntry) -> None:
         topic, original_partition, _ = entry.original

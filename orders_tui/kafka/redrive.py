@@ -34,7 +34,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from orders_tui import json_output
 from orders_tui.domain.codec import Decoder, decode
 from orders_tui.domain.dlq_filter import Filter
-from orders_tui.domain.pacing import Pace
+from orders_tui.domain.pacing import PACED_LINGER, Pace
 from orders_tui.domain.replay_targets import ReplayTargets
 from orders_tui.errors import KafkaInterrupted, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
@@ -365,7 +365,8 @@ class Redrive:
             **{
                 "transactional.id": self.group,
                 "transaction.timeout.ms": int(TRANSACTION_TIMEOUT * 1000),
-                "linger.ms": 20,
+                # Paced, a request every tick cost more than the records (pacing).
+                "linger.ms": int(PACED_LINGER * 1000) if self.rate else 20,
             },
         )
         try:
