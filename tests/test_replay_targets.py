@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders_tui.domain.replay_targets import ReplayTargets, TargetRefused
+from orders_tui.domain.replay_targets import ReplayTargets, ReplayVerdict, TargetRefused
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.redrive import replay_targets
 
@@ -66,3 +66,22 @@ def test_the_dashboards_replay_is_refused_for_a_foreign_topic():
                       ("original_partition", b"0"), ("original_offset", b"1")])  # fmt: skip
     refusal = Engine.replay_refusal(entry, 3, replay_targets(SETTINGS))
     assert refusal.startswith("cannot replay: its original topic 'orders-tui-control' is never")
+
+
+def test_the_replay_policy_is_one_order_of_checks_for_every_replay():
+    """`r`, `R` and `dlq replay` ask the same question in the same order: replayed too
+    often; no original topic, or one that does not exist; one not allowed; else send."""
+    targets = ReplayTargets("orders", protected=["orders-dlq"])
+    existing = {"orders", "payments"}.__contains__
+    verdict = targets.verdict
+    assert verdict("orders", 0, 3, existing) is ReplayVerdict.SEND
+    assert verdict("orders-retry-2", 0, 3) is ReplayVerdict.SEND
+    assert verdict("orders", 3, 3, existing) is ReplayVerdict.AT_MAX_REPLAYS
+    assert verdict("", 3, 3) is ReplayVerdict.AT_MAX_REPLAYS  # the first check wins
+    assert verdict("", 0, 3) is ReplayVerdict.NO_TARGET
+    assert verdict("gone", 0, 3, existing) is ReplayVerdict.NO_TARGET
+    assert verdict("payments", 0, 3, existing) is ReplayVerdict.NOT_ALLOWED
+    assert verdict("orders-dlq", 0, 3) is ReplayVerdict.NOT_ALLOWED
+    sent_elsewhere = ReplayTargets("orders", protected=["orders-dlq"], to="quarantine")
+    assert sent_elsewhere.verdict("payments", 0, 3) is ReplayVerdict.SEND
+    assert sent_elsewhere.verdict("", 0, 3) is ReplayVerdict.NO_TARGET

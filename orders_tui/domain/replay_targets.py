@@ -11,11 +11,21 @@ redrive log and the fleet's status and control topics are never targets."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from enum import StrEnum
 
 
 class TargetRefused(ValueError):
     """A topic the user named (`--to`, `--allow-topic`) can never be a replay's target."""
+
+
+class ReplayVerdict(StrEnum):
+    """What becomes of a DLQ entry asked to be replayed (by `r`, `R` or `dlq replay`)."""
+
+    SEND = "send"
+    AT_MAX_REPLAYS = "at_max_replays"
+    NO_TARGET = "no_target"  # no original topic, or it does not exist
+    NOT_ALLOWED = "not_allowed"
 
 
 class ReplayTargets:
@@ -56,6 +66,27 @@ class ReplayTargets:
         ):
             return original_topic
         return None
+
+    def verdict(
+        self,
+        original_topic: str | None,
+        replay_count: int,
+        max_replays: int,
+        exists: Callable[[str], bool] = lambda _topic: True,
+    ) -> ReplayVerdict:
+        """The replay policy, checked in this order wherever an entry is replayed: replayed
+        `max_replays` times already; no original topic, or its target does not `exist`;
+        a target the user has not allowed."""
+        if replay_count >= max_replays:
+            return ReplayVerdict.AT_MAX_REPLAYS
+        if not original_topic:
+            return ReplayVerdict.NO_TARGET
+        target = self.target(original_topic)
+        if not exists(target or original_topic):
+            return ReplayVerdict.NO_TARGET
+        if target is None:
+            return ReplayVerdict.NOT_ALLOWED
+        return ReplayVerdict.SEND
 
     def partition(
         self, original_topic: str | None, original_partition: int | None, partitions: int

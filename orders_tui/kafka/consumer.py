@@ -45,7 +45,7 @@ from orders_tui.errors import KafkaRefused, UserError
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import KafkaSettings, make_client
-from orders_tui.kafka.consumer_set import ConsumerSet, pipeline_instance_id
+from orders_tui.kafka.consumer_set import ConsumerSet, level_instance_id, pipeline_instance_id
 from orders_tui.kafka.decoders import make_decoder
 from orders_tui.kafka.delivery import (
     COMMIT_EVERY,
@@ -72,6 +72,7 @@ from orders_tui.kafka.events import (
     RetryScheduled,
     RowBudget,
 )
+from orders_tui.kafka.member_watch import MISSING_AFTER, MemberWatch
 from orders_tui.kafka.membership import MemberSlot
 from orders_tui.kafka.retry_topics import (
     NotARetryRecord,
@@ -308,6 +309,7 @@ class Pipeline:
         self._admin_client: AdminClient | None = None
         self._producer_failures = FailureBudget(allowed=10)
         self._consumer_fencings = FailureBudget(allowed=10)
+        self._member_watch = MemberWatch(self._admin, self.config.group)
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
         self._generation: object | None = None  # the current consumers' (see _current)
@@ -450,6 +452,14 @@ class Pipeline:
             on_revoke=of_current(self._on_revoke),
             on_lost=of_current(self._on_lost),
         )
+        self._member_watch.expect(self._member_ids(), time.monotonic())
+
+    def _member_ids(self) -> set[str]:
+        """The group.instance.id of each consumer that subscribed (a level with a topic
+        to read)."""
+        reading = set(self.topics)
+        levels = [n for n, topics in enumerate(self._levels()) if reading.intersection(topics)]
+        return {level_instance_id(self._slot.instance_id, n) for n in levels}
 
     def _make_delivery(self) -> Delivery:
         new_producer = self.clients.producer
@@ -528,6 +538,8 @@ class Pipeline:
             if self.draining:
                 self._stop_draining_when_done()
             self._say_if_idle_with_work()
+            if self._rejoined_missing_members():
+                consumer = self._consumer
             if idle_exit is not None and self._idle_for() >= idle_exit:
                 if self._drained_enough():
                     break
@@ -1545,6 +1557,28 @@ class Pipeline:
                          f"({_per_partition(lag)}): other members hold them, "
                          "or the group is not balancing (orders-tui watch shows who holds "
                          "what)", error=True)  # fmt: skip
+
+    def _rejoined_missing_members(self) -> bool:
+        """A consumer of ours out of the group for long while Kafka answers is said, and
+        the consumers are replaced (see member_watch). True when they were."""
+        if self._down_since is not None or self._held_since is not None or self._fenced:
+            self._member_watch.pause()
+            return False
+        missing = ", ".join(self._member_watch.missing(time.monotonic()))
+        if not missing:
+            return False
+        group = self.config.group
+        if not self._consumer_fencings.spend(time.monotonic()):
+            why = f"{missing} keep failing to join group {group!r}: see the broker's log"
+            self._refuse(KafkaRefused(why))
+            return False
+        text = (
+            f"{missing} not in group {group!r} for {MISSING_AFTER:.0f} s while Kafka answers: "
+            "joining again with new consumers; what was not committed is consumed again"
+        )
+        self._report("rejoin", text, error=True)
+        self._new_consumer()
+        return True
 
     def _shared_retries_waiting(self) -> list[str]:
         """The old shared retry topics (`<topic>-retry-N`) that hold records this group

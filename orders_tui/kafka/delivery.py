@@ -241,18 +241,20 @@ class Transactional(Delivery):
         running = self._running
         if running is None or running.call != call:
             running = self._running = _Call(call, args)
-        deadline = time.monotonic() + give_up
-        while not running.finished and time.monotonic() < deadline:
+
+        def between() -> None:
             if self._interrupt.is_set():
                 raise _Interrupted
-            running.thread.join(0.05)
             with contextlib.suppress(KafkaException):  # a fatal state: the call fails with it
                 self.producer.poll(0)
-        if not running.finished:
-            raise ProducerFailed(f"{call.__name__} did not return within {give_up:.1f} s")
-        self._running = None
-        if running.error is not None:
-            raise running.error
+
+        try:
+            running.wait(give_up, between)
+        except CallStuck as exc:
+            raise ProducerFailed(str(exc)) from None
+        finally:
+            if running.finished:
+                self._running = None
 
 
 def _callbacks(on_refused: Callable[[KafkaError, Message], None],
@@ -270,12 +272,7 @@ def call_within(give_up: float, call: Callable[..., None], *args: object) -> Non
     """Run a transactional call on a thread of its own and wait at most `give_up`
     seconds for it (librdkafka issues 5456 and 5511: it may ignore its own timeout after
     a broker restart). CallStuck when it has not returned; its error when it failed."""
-    running = _Call(call, args)
-    running.thread.join(give_up)
-    if not running.finished:
-        raise CallStuck(f"{call.__name__} did not return within {give_up:.0f} s")
-    if running.error is not None:
-        raise running.error
+    _Call(call, args).wait(give_up)
 
 
 class CallStuck(Exception):
@@ -299,6 +296,19 @@ class _Call:
         except BaseException as exc:  # handed to the caller's thread
             self.error = exc
         self.finished = True
+
+    def wait(self, give_up: float, between: Callable[[], None] | None = None) -> None:
+        """Wait up to `give_up` seconds, calling `between` every 50 ms (it may raise to
+        stop waiting); CallStuck when the call has not returned, its error when it failed."""
+        deadline = time.monotonic() + give_up
+        while not self.finished and time.monotonic() < deadline:
+            self.thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+            if between is not None and not self.finished:
+                between()
+        if not self.finished:
+            raise CallStuck(f"{self.call.__name__} did not return within {give_up:.1f} s")
+        if self.error is not None:
+            raise self.error
 
 
 class _Interrupted(Exception):

@@ -25,7 +25,7 @@ from confluent_kafka import (
 from orders_tui.domain.codec import WireFormat
 from orders_tui.domain.member_status import Fleet
 from orders_tui.domain.pacing import Pace
-from orders_tui.domain.replay_targets import ReplayTargets
+from orders_tui.domain.replay_targets import ReplayTargets, ReplayVerdict
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
 from orders_tui.kafka.commands import Produce, Replay, SetStreaming
@@ -132,17 +132,19 @@ class EngineBase:
 
     @staticmethod
     def replay_refusal(entry: DlqEntry, max_replays: int, targets: ReplayTargets) -> str:
-        """Why `entry` may not be replayed, or "" when it may."""
-        if not entry.original[0]:
-            return "cannot replay: the entry has no original_topic header"
-        refused = targets.refusal(entry.original[0])
-        if refused:
-            return f"cannot replay: {refused} (dlq replay takes those flags)"
-        if entry.replay_count >= max_replays:
+        """Why `entry` may not be replayed, or "" when it may (the replay policy of
+        `dlq replay`, less the existence of the topic, which sending finds out)."""
+        original = entry.original[0]
+        verdict = targets.verdict(original, entry.replay_count, max_replays)
+        if verdict is ReplayVerdict.AT_MAX_REPLAYS:
             return (
                 f"refused: {entry.topic}[{entry.partition}]@{entry.offset} was replayed "
                 f"{entry.replay_count} times already (--max-replays {max_replays})"
             )
+        if verdict is ReplayVerdict.NO_TARGET:
+            return "cannot replay: the entry has no original_topic header"
+        if verdict is ReplayVerdict.NOT_ALLOWED:
+            return f"cannot replay: {targets.refusal(original)} (dlq replay takes those flags)"
         return ""
 
     def replay(self, entry: DlqEntry) -> bool:

@@ -35,7 +35,7 @@ from orders_tui import json_output
 from orders_tui.domain.codec import Decoder, decode
 from orders_tui.domain.dlq_filter import Filter
 from orders_tui.domain.pacing import PACED_LINGER, Pace
-from orders_tui.domain.replay_targets import ReplayTargets
+from orders_tui.domain.replay_targets import ReplayTargets, ReplayVerdict
 from orders_tui.errors import KafkaInterrupted, UserError
 from orders_tui.kafka.config import KafkaSettings, make_client
 from orders_tui.kafka.delivery import CallStuck, call_within
@@ -309,19 +309,12 @@ class Redrive:
             reader.close()
 
     def _verdict(self, entry: DlqEntry) -> str:
-        if entry.replay_count >= self.max_replays:
-            return "at_max_replays"
-        original = entry.original[0]
-        if not original:
-            return "no_target"
-        topic = self.targets.target(original)
-        if not self._partitions(topic or original):
-            return "no_target"
-        if topic is None:
-            return "not_allowed"
-        if _original_key(entry) in self._sent_keys:
+        verdict = self.targets.verdict(
+            entry.original[0], entry.replay_count, self.max_replays, exists=self._partitions
+        )
+        if verdict is ReplayVerdict.SEND and _original_key(entry) in self._sent_keys:
             return "duplicate"
-        return "send"
+        return verdict
 
     def _partitions(self, topic: str) -> int:
         """How many partitions `topic` has; 0 when it does not exist."""
