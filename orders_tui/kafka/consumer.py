@@ -96,6 +96,7 @@ CONSUME_BATCH = 1000
 CAREFUL_SECONDS = 30.0
 CAREFUL_BATCH = 200
 CLOSE_WAIT = 10.0  # seconds a replaced consumer is given to close before its successor joins
+RELEASE_WAIT = 3.0  # seconds a replaced consumer is given to give its partitions up
 # KIP-848: joining again while a killed predecessor's session holds our instance id.
 INSTANCE_HELD_RETRY = 5.0
 INSTANCE_HELD_FOR = 120.0  # longer than any session the broker allows by default (60 s)
@@ -1047,7 +1048,11 @@ class Pipeline:
         self._be_careful()
         old = self._consumer
         self._generation = None  # from now on its callbacks are ignored
-        old.serve_pending()
+        if old.release(RELEASE_WAIT):
+            # Closing one that still holds partitions could freeze the process (see
+            # ConsumerSet.release): it is left behind, to be fenced by its successor.
+            text = f"a replaced consumer kept its partitions for {RELEASE_WAIT:.0f} s: left behind"
+            self._report("release", text, error=True)
         # Closed on a thread of its own (it may wait for the broker), but waited for a
         # while: one still rejoining with our instance ids fences the new one at once
         # (a cluster test's pipeline was fenced after every failover until it gave up).

@@ -12,11 +12,13 @@ every level are committed in the group, in the same transaction.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-CONSUME_BATCH = 1000  # records dropped a call by serve_pending
+CONSUME_BATCH = 1000  # records dropped a call by release
 INSTANCE_SUFFIX = "#retry-"  # a retry level's member: `<instance>#retry-<n>`
 
 
@@ -41,6 +43,7 @@ class ConsumerSet:
             t: c for topics, c in zip(levels, self._consumers, strict=True) for t in topics
         }
         self._subscribed = [False] * len(levels)
+        self._left_behind: list[Consumer] = []
 
     def subscribe(self, topics: list[str], **callbacks: object) -> None:
         """Each consumer subscribes to its level's topics among `topics` (a level with
@@ -115,24 +118,36 @@ class ConsumerSet:
     def get_watermark_offsets(self, partition: TopicPartition, **kwargs: object) -> tuple:
         return self._of_topic[partition.topic].get_watermark_offsets(partition, **kwargs)
 
-    def serve_pending(self) -> None:
-        """Serve what each consumer has queued (a rebalance event above all) and drop
-        its records: done before close() by a set being replaced. A rebalance event
-        left queued is served by close() after the group handler has terminated, which
-        drops the (un)assign call the event makes without an answer: the call, holding
-        the GIL, waited for good and froze the whole process (py-spy, after a broker
-        restart)."""
+    def release(self, timeout: float) -> int:
+        """Before a set being replaced is closed: each consumer unsubscribes, and the
+        revoke that brings is served here, while its group handler still answers.
+        Returns how many still hold partitions after `timeout`: close() leaves those
+        alone. A rebalance event served by close() itself can come after librdkafka's
+        group handler has terminated, which drops the (un)assign call the event makes
+        without an answer: the call, holding the GIL, waited for good and froze the
+        whole process (py-spy, twice, after broker restarts)."""
         for consumer in self._consumers:
-            for _ in range(3):
+            with contextlib.suppress(KafkaException, RuntimeError):
+                consumer.unsubscribe()
+        deadline = time.monotonic() + timeout
+        holding = list(self._consumers)
+        while holding:
+            for consumer in list(holding):
                 try:
-                    if not consumer.consume(CONSUME_BATCH, 0):
-                        break
-                except (KafkaException, RuntimeError):  # failed for good, or closed
-                    break
+                    consumer.consume(CONSUME_BATCH, 0.01)  # serves the revoke; records dropped
+                    if not consumer.assignment():
+                        holding.remove(consumer)
+                except (KafkaException, RuntimeError):  # failed for good: close serves nothing
+                    holding.remove(consumer)
+            if time.monotonic() >= deadline:
+                break
+        self._left_behind = holding
+        return len(holding)
 
     def close(self) -> None:
         for consumer in self._consumers:
-            consumer.close()
+            if consumer not in self._left_behind:
+                consumer.close()
 
     def _by_consumer(
         self, partitions: list[TopicPartition]

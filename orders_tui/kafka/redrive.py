@@ -74,23 +74,15 @@ def ensure_redrive_log(settings: KafkaSettings) -> None:
     """The redrive log: compacted, one record per redrive name (its latest totals)."""
     from confluent_kafka.admin import NewTopic
 
-    from orders_tui.kafka.topics import admin_client
+    from orders_tui.kafka.topics import admin_client, create_when_ready
 
     topic = redrive_log_topic(settings.dlq_topic)
     admin, _ = admin_client(settings)
     if topic in admin.list_topics(timeout=10).topics:
         return
-    created = admin.create_topics(
-        [NewTopic(topic, 1, settings.replication_factor, config={"cleanup.policy": "compact"})],
-        request_timeout=10,
-    )
-    for future in created.values():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise KafkaInterrupted(f"cannot create the redrive log {topic!r}: "
-                                       f"{exc.args[0].str()}") from None  # fmt: skip
+    log = NewTopic(topic, 1, settings.replication_factor, config={"cleanup.policy": "compact"})
+    for error in create_when_ready(admin, [log], timeout=10).values():
+        raise KafkaInterrupted(f"cannot create the redrive log {topic!r}: {error.str()}")
 
 
 def read_redrive_log(settings: KafkaSettings) -> dict[str, dict]:

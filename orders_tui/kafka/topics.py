@@ -128,20 +128,43 @@ def partition_mismatches(metadata: ClusterMetadata, topics: list[str], asked: in
 
 def _create(admin: AdminClient, settings: KafkaSettings, topics: list[str], partitions: int,
             timeout: float, config: dict[str, str] | None) -> None:  # fmt: skip
-    futures = admin.create_topics(
-        [NewTopic(t, partitions, settings.replication_factor, config=config or {}) for t in topics],
-        operation_timeout=timeout,
-        request_timeout=timeout,
-    )
-    for topic, future in futures.items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            error = exc.args[0]
-            if is_authorization_failure(error):
-                raise not_authorized(settings, error, "Create", topic) from None
-            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:  # created by someone else
-                raise UserError(f"cannot create topic {topic!r}: {error.str()}") from None
+    new = [
+        NewTopic(t, partitions, settings.replication_factor, config=config or {}) for t in topics
+    ]
+    for topic, error in create_when_ready(admin, new, timeout).items():
+        if is_authorization_failure(error):
+            raise not_authorized(settings, error, "Create", topic)
+        raise UserError(f"cannot create topic {topic!r}: {error.str()}")
+
+
+def create_when_ready(admin: AdminClient, topics: list[NewTopic], timeout: float) -> dict:
+    """Create `topics`, asking again for up to `timeout` seconds while the cluster cannot
+    place them yet: a broker just restarted is fenced until it has caught up ("Unable to
+    replicate the partition 1 time(s): All brokers are currently fenced" ended a redrive
+    resumed right after a restart). The errors left, by topic; one that exists already
+    (created by someone else meanwhile) is none."""
+    deadline = time.monotonic() + timeout
+    errors: dict[str, KafkaError] = {}
+    pending = topics
+    while pending:
+        futures = admin.create_topics(pending, operation_timeout=timeout, request_timeout=timeout)
+        retry = []
+        for new in pending:
+            try:
+                futures[new.topic].result()
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                not_yet = error.retriable() or "currently fenced" in error.str()
+                if not_yet and time.monotonic() < deadline:
+                    retry.append(new)
+                else:
+                    errors[new.topic] = error
+        pending = retry
+        if pending:
+            time.sleep(0.5)
+    return errors
 
 
 def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> ClusterMetadata:
