@@ -719,7 +719,8 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
 
     where_help = (
         "only entries this filter picks, e.g. 'type=permanent price>1200' or "
-        "'reason~timeout or header.source=fuzzer' (syntax: README, 'The DLQ workbench')"
+        "'reason~timeout or header.source=fuzzer' (syntax: README, 'Filters and other DLQ "
+        "conventions'; in full: docs/dlq.md)"
     )
     p = sub.add_parser(
         "dlq",

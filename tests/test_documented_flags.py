@@ -125,3 +125,18 @@ def test_every_link_in_the_readme_and_docs_leads_somewhere():
 def test_the_readme_stays_a_users_guide():
     """What users need fits in the README; engineering notes live in docs/."""
     assert len(README.splitlines()) <= 450
+
+
+def test_the_readme_section_help_points_to_for_the_filter_syntax_holds_it(capsys):
+    """`--help` names the README section with the filter syntax by its heading; one that
+    moved or was renamed sends the user nowhere (`dlq --help` named 'The DLQ workbench',
+    which has no syntax)."""
+    pointers = set()
+    for command in (["dlq"], ["dlq", "triage"], ["dlq", "replay"]):
+        shown = " ".join(_help(capsys, *command).split())
+        pointers.update(re.findall(r"README, '([^']+)'", shown))
+    assert pointers
+    for heading in pointers:
+        section = re.search(rf"^#+ {re.escape(heading)}\n(.*?)(?=^#)", README, re.M | re.S)
+        assert section is not None, heading
+        assert "type=permanent price>1200" in section.group(1), heading
