@@ -26,13 +26,11 @@ from typing import NamedTuple
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from orders_tui.domain.codec import DecodeError, WriterSchemaUnavailable
 from orders_tui.domain.failure_budget import FailureBudget
@@ -44,8 +42,8 @@ from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import KafkaRefused, UserError
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
 from orders_tui.kafka.clients import KafkaClients
-from orders_tui.kafka.config import KafkaSettings, make_client
-from orders_tui.kafka.consumer_set import ConsumerSet, level_instance_id, pipeline_instance_id
+from orders_tui.kafka.config import KafkaSettings
+from orders_tui.kafka.consumer_set import ConsumerSet, level_instance_id
 from orders_tui.kafka.decoders import make_decoder
 from orders_tui.kafka.delivery import (
     COMMIT_EVERY,
@@ -72,6 +70,7 @@ from orders_tui.kafka.events import (
     RetryScheduled,
     RowBudget,
 )
+from orders_tui.kafka.group_view import GroupView
 from orders_tui.kafka.member_watch import MISSING_AFTER, MemberWatch
 from orders_tui.kafka.membership import MemberSlot
 from orders_tui.kafka.retry_topics import (
@@ -307,10 +306,10 @@ class Pipeline:
         self._last_report: dict[str, float] = {}
         self._idle_since: float | None = None
         self._next_drain_check = 0.0
-        self._admin_client: AdminClient | None = None
+        self._group_view = GroupView(self.settings, self.config.group)
         self._producer_failures = FailureBudget(allowed=10)
         self._consumer_fencings = FailureBudget(allowed=10)
-        self._member_watch = MemberWatch(self._admin, self.config.group)
+        self._member_watch = MemberWatch(self._group_view.admin, self.config.group)
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
         self._generation: object | None = None  # the current consumers' (see _current)
@@ -1508,31 +1507,9 @@ class Pipeline:
         self, topics: list[str] | None = None, committed_only: bool = False
     ) -> dict[tuple[str, int], int]:
         """Records not committed by the group, per partition of every topic it reads (or
-        of `topics`; with `committed_only`, of the partitions the group has committed
-        on: those it consumed). End offsets come from an admin client: on the consumer's
-        own connection such a request waits behind its fetch (0.5 s a partition)."""
-        admin = self._admin()
-        metadata = admin.list_topics(timeout=5).topics
-        tps = [
-            TopicPartition(topic, p)
-            for topic in (self.topics if topics is None else topics)
-            if topic in metadata and metadata[topic].error is None
-            for p in metadata[topic].partitions
-        ]
-        ends = admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in tps},
-            isolation_level=IsolationLevel.READ_COMMITTED,
-            request_timeout=5,
-        )
-        lag = {}
-        for tp in self._consumer.committed(tps, timeout=5):
-            if committed_only and tp.offset < 0:
-                continue
-            end = ends[TopicPartition(tp.topic, tp.partition)].result(timeout=5).offset
-            behind = end - tp.offset if tp.offset >= 0 else end
-            if behind > 0:
-                lag[tp.topic, tp.partition] = behind
-        return lag
+        of `topics`; see GroupView.lag)."""
+        topics = self.topics if topics is None else topics
+        return self._group_view.lag(topics, self._consumer.committed, committed_only)
 
     def _say_if_idle_with_work(self) -> None:
         """Holding no partition for longer than a session while the group has records
@@ -1612,27 +1589,9 @@ class Pipeline:
                          f"({', '.join(drained)}): no longer read")  # fmt: skip
             self._subscribe()
 
-    def _admin(self) -> AdminClient:
-        if self._admin_client is None:
-            self._admin_client = make_client(AdminClient, self.settings.client_config())
-        return self._admin_client
-
     def _owners(self) -> dict[tuple[str, int], str]:
         """Which other member holds each partition, as `instance@host`."""
-        mine = self._slot.instance_id if self._slot else ""
-        group = self.config.group
-        try:
-            description = self._admin().describe_consumer_groups([group])[group].result(5)
-        except Exception:  # a description is a courtesy: without it, lag is still named
-            return {}
-        owners = {}
-        for member in description.members:
-            name = pipeline_instance_id(member.group_instance_id or member.member_id)
-            if name == mine:
-                continue
-            for tp in member.assignment.topic_partitions:
-                owners[tp.topic, tp.partition] = f"{name}@{member.host}"
-        return owners
+        return self._group_view.owners(self._slot.instance_id if self._slot else "")
 
     # ---- stopping within SHUTDOWN_SECONDS, broker or not ----
 
