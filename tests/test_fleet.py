@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import ConsumerGroupState
+from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from orders_tui.domain.order import Order
@@ -55,7 +55,17 @@ def group_settled(settings, group: str, members: int, partitions: int) -> bool:
     `partitions` partitions between them, none twice (a cooperative rebalance takes two
     rounds: the first only takes partitions away)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    description = admin.describe_consumer_groups([group])[group].result(10)
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(10)
+    except KafkaException as exc:
+        loading = (
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+            KafkaError.NOT_COORDINATOR,
+        )
+        if exc.args[0].code() in loading:  # a broker just started: its coordinator moves in
+            return False
+        raise
     held = [(tp.topic, tp.partition) for m in description.members
             for tp in m.assignment.topic_partitions]  # fmt: skip
     pipelines = {pipeline_instance_id(m.group_instance_id) for m in description.members}

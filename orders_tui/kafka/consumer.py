@@ -70,6 +70,7 @@ from orders_tui.kafka.events import (
     RetryScheduled,
     RowBudget,
 )
+from orders_tui.kafka.fleet_member import FleetMember
 from orders_tui.kafka.group_view import GroupView
 from orders_tui.kafka.member_watch import MISSING_AFTER, MemberWatch
 from orders_tui.kafka.membership import MemberSlot
@@ -80,9 +81,6 @@ from orders_tui.kafka.retry_topics import (
 from orders_tui.kafka.status import (
     STATUS_EVERY,
     Command,
-    ControlFollower,
-    StatusPublisher,
-    ensure_fleet_topics,
     new_status,
 )
 
@@ -138,7 +136,6 @@ DRAIN_CHECK_EVERY = 1.0
 # session must expire before the partitions move) before saying what is not drained.
 DRAIN_WAIT = SESSION_TIMEOUT_MS / 1000 + 5.0
 SHARED_RETRIES_CHECK_EVERY = 10.0  # seconds between looks at the old shared retry topics
-CONTROL_CATCH_UP = 10.0  # seconds a joining member waits to read the fleet's last command
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,8 +316,14 @@ class Pipeline:
         self._held_said = False
         self._joined_at = 0.0
         self._producer_broken = ""  # set mid-batch: the producer must be replaced
-        self._publisher: StatusPublisher | None = None
-        self._control: ControlFollower | None = None
+        self._fleet = FleetMember(
+            self.settings,
+            self.config.status_topic,
+            self.config.control_topic,
+            self.config.group,
+            obey=self._obey,
+            report=lambda text: self._report("fleet", text, error=True),
+        )
         self._control_seq = -1  # the last fleet command obeyed
         self._last_status = 0.0
         self._holding_nothing_since: float | None = None
@@ -374,7 +377,7 @@ class Pipeline:
         self._last_activity = time.monotonic()
         try:
             if self.clients.fleet:
-                self._join_fleet()
+                self._fleet.join(self._stop)
             self._begin()
             if not self._stop.is_set():
                 self.draining = self._shared_retries_waiting()
@@ -1400,29 +1403,6 @@ class Pipeline:
 
     # ---- the fleet: a status record every second, commands obeyed ----
 
-    def _join_fleet(self) -> None:
-        """Status publishing and fleet commands, when the cluster lets this member have
-        them: without them it still consumes (a user allowed only its own topics)."""
-        config = self.config
-        try:
-            ensure_fleet_topics(self.settings, config.status_topic, config.control_topic)
-        except (UserError, KafkaException) as exc:
-            self._report("fleet", f"no fleet status ({exc}); consuming without it", error=True)
-            return
-        self._publisher = StatusPublisher(self.settings, config.status_topic)
-        self._control = ControlFollower(self.settings, config.control_topic, config.group,
-                                        self._obey)  # fmt: skip
-        self._control.start()
-        # A member joining a paused fleet starts paused: it consumes nothing before it has
-        # read the fleet's last command (under load, one joined and consumed a batch first).
-        deadline = time.monotonic() + CONTROL_CATCH_UP
-        while not self._control.caught_up.wait(0.1) and not self._stop.is_set():
-            if time.monotonic() > deadline:
-                self._report("fleet", "the control topic did not answer within "
-                             f"{CONTROL_CATCH_UP:.0f} s: consuming without the fleet's last "
-                             "command", error=True)  # fmt: skip
-                break
-
     def _obey(self, command: Command) -> None:
         """A fleet command (on the control thread: it only sets requests)."""
         if command.paused:
@@ -1438,11 +1418,10 @@ class Pipeline:
         self._last_status = time.monotonic()
         if self._decode.seen:
             self.stats.schemas_seen = self._decode.seen_labels()
-        if self._publisher is None:
-            return
-        # The consumer may not say where it is (its broker away): the next second tries.
-        with contextlib.suppress(KafkaException):
-            self._publisher.publish(self._member_status(state))
+        if self._fleet.joined:
+            # The consumer may not say where it is (its broker away): the next second tries.
+            with contextlib.suppress(KafkaException):
+                self._fleet.publish(self._member_status(state))
 
     def _member_status(self, state: str) -> MemberStatus:
         stats = self.stats
@@ -1616,11 +1595,9 @@ class Pipeline:
                 self._delivery.abort(POLL_TIMEOUT * 5)
         finally:
             self.stats.schemas_seen = self._decode.seen_labels()
-            if self._control is not None:
-                self._control.stop()
-            if self._publisher is not None:
+            if self._fleet.joined:
                 self._publish_status(STOPPED)
-                self._publisher.close(max(0.0, min(0.5, deadline - time.monotonic())))
+            self._fleet.leave(max(0.0, min(0.5, deadline - time.monotonic())))
             if consumer is not None:
                 # What could be committed was: the rebalance callbacks close() runs (on
                 # the closer's thread) only give partitions up. Run in full, a level's
