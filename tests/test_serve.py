@@ -363,6 +363,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is a process still running: one that has ended but is not reaped yet
+    (a zombie, state Z) is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _environ(pid: int) -> dict[str, str]:
     try:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
@@ -408,7 +418,7 @@ def test_huge_sizes_are_clamped_garbage_is_one_line_and_a_closed_session_ends(se
         session_pids = asyncio.run(visit())
         assert session_pids
         deadline = time.monotonic() + 10  # the quit, then SIGTERM, then SIGKILL at most
-        while any(Path(f"/proc/{p}").exists() for p in session_pids):
+        while any(_running(p) for p in session_pids):
             assert time.monotonic() < deadline, "the session outlived its websocket"
             time.sleep(0.1)
     finally:
