@@ -17,16 +17,16 @@ class Broker:
         self.members: set[str] = set()
         self.asked = 0
 
-    def describe_consumer_groups(self, groups: list[str]) -> dict[str, Future]:
+    def describe(self) -> Future:
         self.asked += 1
         answer: Future = Future()
         members = [SimpleNamespace(group_instance_id=i) for i in sorted(self.members)]
         answer.set_result(SimpleNamespace(members=members))
-        return {groups[0]: answer}
+        return answer
 
 
 def _watch(broker: Broker) -> MemberWatch:
-    watch = MemberWatch(lambda: broker, "g")
+    watch = MemberWatch(broker.describe)
     watch.expect({"w0", "w0#retry-1"}, now=0.0)
     return watch
 

@@ -234,6 +234,12 @@ def _per_partition(counts: dict[tuple[str, int], int], what: str = "") -> str:
     return ", ".join(f"{t}[{p}] {n:,}{what}" for (t, p), n in sorted(counts.items()) if n > 0)
 
 
+def _give_up(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """A replaced consumer's rebalance callback: it gives its partitions up, nothing more."""
+    with contextlib.suppress(KafkaException):
+        consumer.incremental_unassign(partitions)
+
+
 def _rewound(back: dict[tuple[str, int], int]) -> str:
     """How far each partition goes back: what is redone."""
     return _per_partition(back, " back") or "nothing to redo"
@@ -306,7 +312,7 @@ class Pipeline:
         self._group_view = GroupView(self.settings, self.config.group)
         self._producer_failures = FailureBudget(allowed=10)
         self._consumer_fencings = FailureBudget(allowed=10)
-        self._member_watch = MemberWatch(self._group_view.admin, self.config.group)
+        self._member_watch = MemberWatch(self._group_view.describe)
         self._fenced = ""  # set by the error callback: the consumer must be replaced
         self._careful_until = 0.0  # monotonic time until which transactions stay small
         self._generation: object | None = None  # the current consumers' (see _current)
@@ -413,17 +419,23 @@ class Pipeline:
         )
         return self.clients.consumers(config, self._levels())
 
-    def _current(self, callback: Callable[..., None]) -> Callable[..., None]:
-        """`callback` for the consumers being made, ignored once they are replaced: a
-        replaced consumer closes on a thread of its own, and its callbacks (a fencing, a
-        revoke, lost partitions) ran there against the new consumer's state: it forgot
-        partitions the new one held, and their orders waited for good (1,040 missing after
-        a broker restart)."""
+    def _current(
+        self,
+        callback: Callable[..., None],
+        replaced: Callable[..., None] | None = None,
+    ) -> Callable[..., None]:
+        """`callback` for the consumers being made; once they are replaced, `replaced`
+        instead (or nothing): a replaced consumer closes on a thread of its own, and its
+        callbacks (a fencing, a revoke, lost partitions) ran there against the new
+        consumer's state: it forgot partitions the new one held, and their orders waited
+        for good (1,040 missing after a broker restart)."""
         generation = self._generation
 
         def call(*args: object) -> None:
             if self._generation is generation:
                 callback(*args)
+            elif replaced is not None:
+                replaced(*args)
 
         return call
 
@@ -436,24 +448,11 @@ class Pipeline:
 
     def _subscribe(self) -> None:
         self._joined_at = time.monotonic()
-        current = self._generation
-
-        def of_current(callback: Callable[..., None]) -> Callable[..., None]:
-            def call(*args: object) -> None:
-                if self._generation is current:
-                    callback(*args)
-                else:  # a replaced consumer's: it gives its partitions up as it closes
-                    consumer, partitions = args
-                    with contextlib.suppress(KafkaException):
-                        consumer.incremental_unassign(partitions)
-
-            return call
-
         self._consumer.subscribe(
             self.topics,
-            on_assign=of_current(self._on_assign),
-            on_revoke=of_current(self._on_revoke),
-            on_lost=of_current(self._on_lost),
+            on_assign=self._current(self._on_assign, _give_up),
+            on_revoke=self._current(self._on_revoke, _give_up),
+            on_lost=self._current(self._on_lost, _give_up),
         )
         self._member_watch.expect(self._member_ids(), time.monotonic())
 

@@ -5,6 +5,7 @@ such a request waits behind the consumer's fetch (0.5 s a partition)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -56,11 +57,14 @@ class GroupView:
                 lag[tp.topic, tp.partition] = behind
         return lag
 
+    def describe(self) -> Future:
+        """The broker's description of the group, asked now, answered later."""
+        return self.admin().describe_consumer_groups([self._group])[self._group]
+
     def owners(self, except_pipeline: str) -> dict[tuple[str, int], str]:
         """Which member of another pipeline holds each partition, as `instance@host`."""
         try:
-            description = self.admin().describe_consumer_groups([self._group])[self._group]
-            members = description.result(5).members
+            members = self.describe().result(5).members
         except Exception:  # a description is a courtesy: without it, lag is still named
             return {}
         owners = {}

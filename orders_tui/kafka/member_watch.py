@@ -14,19 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from confluent_kafka.admin import AdminClient
-
 CHECK_EVERY = 5.0  # seconds between two descriptions of the group
 MISSING_AFTER = 30.0  # seconds a consumer may be out of its group (joining) before it is said
 
 
 class MemberWatch:
-    """Which of `expected` group.instance.ids the broker has not had in `group` for longer
-    than MISSING_AFTER seconds."""
+    """Which of `expected` group.instance.ids the broker has not had in the group for
+    longer than MISSING_AFTER seconds, as the descriptions `describe` asks for say."""
 
-    def __init__(self, admin: Callable[[], AdminClient], group: str) -> None:
-        self._admin = admin
-        self._group = group
+    def __init__(self, describe: Callable[[], Future]) -> None:
+        self._describe = describe
         self._expected: frozenset[str] = frozenset()
         self._missing_since: dict[str, float] = {}
         self._asked: Future | None = None
@@ -55,7 +52,7 @@ class MemberWatch:
         if self._asked is None and now >= self._next_check and self._expected:
             self._next_check = now + CHECK_EVERY
             try:
-                self._asked = self._admin().describe_consumer_groups([self._group])[self._group]
+                self._asked = self._describe()
             except Exception:  # asked again next time
                 self._asked = None
         return sorted(i for i, since in self._missing_since.items() if now - since > MISSING_AFTER)
