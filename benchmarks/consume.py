@@ -43,9 +43,9 @@ from orders_tui.domain.codec import _PARSED, DEFAULT_SCHEMA_ID, WireFormat, deco
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules
 from orders_tui.kafka.config import KafkaSettings, RegistrySettings
-from orders_tui.kafka.consumer import CONSUMER_DEFAULTS, Pipeline
 from orders_tui.kafka.delivery import WRITER_PRODUCER
 from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.pipeline import CONSUMER_DEFAULTS, Pipeline
 from orders_tui.kafka.producer import PRODUCER_DEFAULTS, OrderProducer
 from orders_tui.kafka.registry import Registry
 from orders_tui.kafka.topics import ensure_topics

@@ -58,11 +58,11 @@ from keys import FrameClock
 
 from orders_tui.domain.codec import _PARSED
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import CONSUMER_DEFAULTS
 from orders_tui.kafka.consumer_set import pipeline_instance_id
 from orders_tui.kafka.engine import EngineOptions
 from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.observer import Observer
+from orders_tui.kafka.pipeline import CONSUMER_DEFAULTS
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.ui.app import OrdersApp
 

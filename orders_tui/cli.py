@@ -455,7 +455,7 @@ def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
 
-    from orders_tui.kafka.consumer import Pipeline
+    from orders_tui.kafka.pipeline import Pipeline
     from orders_tui.kafka.topics import ensure_topics
 
     config = _engine_config(args)

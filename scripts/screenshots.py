@@ -21,8 +21,8 @@ from pathlib import Path
 
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import EngineConfig
 from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.kafka.topics import ensure_topics

@@ -3,7 +3,7 @@
 import json
 
 from orders_tui.cli import _open_outcome_log
-from orders_tui.kafka.consumer import Finished
+from orders_tui.kafka.pipeline import Finished
 
 
 def test_a_line_cut_short_by_a_killed_run_does_not_spoil_the_next_record(tmp_path):

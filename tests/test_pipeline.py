@@ -22,9 +22,9 @@ from orders_tui.domain.codec import WireFormat, decode, encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import Finished, Pipeline
 from orders_tui.kafka.dlq import FAILURE_HEADERS, DlqEntry
 from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.pipeline import Finished, Pipeline
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.topics import ensure_topics
 from tests.expectations import ATTEMPTS, dead_lettered, failing_attempts, transient

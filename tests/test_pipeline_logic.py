@@ -21,8 +21,9 @@ from orders_tui.domain.codec import Decoder, WriterSchema, WriterSchemaUnavailab
 from orders_tui.errors import KafkaRefused
 from orders_tui.kafka.clients import KafkaClients
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.consumer import Pipeline
 from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.group_view import GroupView
+from orders_tui.kafka.pipeline import Pipeline
 
 SCHEMA = fastavro.parse_schema(json.load(open("schemas/order.avsc")))  # noqa: SIM115
 SOURCE, DLQ = "orders", "orders-dlq"
@@ -124,6 +125,10 @@ class StandInConsumer:
                                self.positions.get((tp.topic, tp.partition), -1001))
                 for tp in tps]  # fmt: skip
 
+    def committed(self, tps, timeout: float | None = None) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.stored.get((tp.topic, tp.partition), -1001))
+                for tp in tps]  # fmt: skip
+
     def store_offsets(self, offsets) -> None:
         for tp in offsets:
             self.stored[tp.topic, tp.partition] = tp.offset
@@ -217,8 +222,7 @@ def run(batches: list[list[Record]], then, paused: bool = False,
                         clients=clients,
                         on_report=said.append if said is not None else None)  # fmt: skip
     if schemas is not None:  # a registry stand-in, where --schema-registry would put one
-        pipeline._decode = Decoder((), schemas)
-        pipeline._decode_retry = pipeline._decode.sharing_schemas()
+        pipeline.decoder = Decoder((), schemas)
     clients.pipeline = pipeline
     if paused:
         pipeline.pause()  # before it has partitions: applied to them once assigned
@@ -543,14 +547,14 @@ def test_idle_exit_waits_for_what_is_left_then_names_it_and_who_holds_it(
     """--idle-exit with partitions the group has not committed to their end: it waits
     (a dead member's partitions move once its session ends), then says what is left;
     all of it held by live members is a drained exit, naming them."""
-    monkeypatch.setattr("orders_tui.kafka.consumer.DRAIN_WAIT", 0.5)
+    monkeypatch.setattr("orders_tui.kafka.pipeline.drain.DRAIN_WAIT", 0.5)
     clients = StandIns([[Record(SOURCE, 0, 0, *ORDERS[0])]], lambda consumer: True)
     pipeline = Pipeline(KafkaSettings("stand-in:9092", SOURCE, DLQ),
                         EngineConfig(group="unit", exactly_once=False, instance_id="unit"),
                         clients=clients)  # fmt: skip
     clients.pipeline = pipeline
-    monkeypatch.setattr(pipeline, "_group_lag", lambda: LEFT)
-    monkeypatch.setattr(pipeline, "_owners", lambda: owners)
+    monkeypatch.setattr(GroupView, "lag", lambda self, *args, **kwargs: LEFT)
+    monkeypatch.setattr(GroupView, "owners", lambda self, instance_id: owners)
     started = time.monotonic()
     pipeline.run(idle_exit=0.1)
     assert time.monotonic() - started >= 0.6  # idle 0.1 s, then the wait
@@ -559,7 +563,7 @@ def test_idle_exit_waits_for_what_is_left_then_names_it_and_who_holds_it(
 
 def test_consume_exits_3_when_not_drained_and_says_what_is_left(monkeypatch, capsys):
     from orders_tui.cli import main
-    from orders_tui.kafka.consumer import DrainResult
+    from orders_tui.kafka.pipeline import DrainResult
 
     def not_drained(self, idle_exit=None):
         self.drain = DrainResult(False, {(SOURCE, 2): 4411})
@@ -611,7 +615,7 @@ def test_a_slow_transaction_commit_is_a_failure_only_once_it_lasts(monkeypatch, 
     (CONCURRENT_TRANSACTIONS), is completed by a later checkpoint; only one still pending
     after SLOW_COMMIT_GRACE is counted and said (a loaded machine printed 'commit failed'
     for a commit that then went through)."""
-    monkeypatch.setattr("orders_tui.kafka.consumer.SLOW_COMMIT_GRACE", 1.0)
+    monkeypatch.setattr("orders_tui.kafka.pipeline.exactly_once.SLOW_COMMIT_GRACE", 1.0)
     batch = [Record(SOURCE, 0, n, key, value) for n, (key, value) in enumerate(ORDERS)]
     lines: list[str] = []
     started = time.monotonic()
@@ -656,13 +660,13 @@ def test_one_outage_is_one_loss_even_when_the_producer_hears_of_it_first():
     said: list[str] = []
     pipeline = _exactly_once_pipeline(said)
     down = KafkaError(KafkaError._ALL_BROKERS_DOWN)
-    pipeline._on_producer_error(down)
-    pipeline._on_stats(_stats(600.0, heard_seconds_ago=1.0))  # up ten minutes, quiet since
-    pipeline._on_error(down)  # ... which it now notices is gone
+    pipeline.connection.on_producer_error(down)
+    pipeline.connection.on_stats(_stats(600.0, heard_seconds_ago=1.0))  # up 10 min, quiet since
+    pipeline.connection.on_error(down)  # ... which it now notices is gone
     assert pipeline.stats.connection_losses == 1
     assert not any("restored" in line for line in said), said
     time.sleep(0.3)
-    pipeline._on_stats(_stats(0.1))  # reconnected after the loss
+    pipeline.connection.on_stats(_stats(0.1))  # reconnected after the loss
     assert pipeline.stats.connection_losses == 1
     assert len(said) == 2, said
     assert said[0].startswith("lost the connection to Kafka at stand-in:9092")
@@ -675,11 +679,11 @@ def test_an_old_connection_that_hears_nothing_after_the_loss_is_no_restore():
     Kafka restored after 3.4 s' while the broker was still dead."""
     said: list[str] = []
     pipeline = _exactly_once_pipeline(said)
-    pipeline._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    pipeline.connection.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     time.sleep(0.5)
-    pipeline._on_stats(_stats(600.5, heard_seconds_ago=0.6))  # last heard before the loss
-    pipeline._on_stats(_stats(600.5, heard_seconds_ago=-1))
-    assert pipeline._down_since is not None
+    pipeline.connection.on_stats(_stats(600.5, heard_seconds_ago=0.6))  # last heard before the loss
+    pipeline.connection.on_stats(_stats(600.5, heard_seconds_ago=-1))
+    assert pipeline.state.down_since is not None
     assert not any("restored" in line for line in said), said
 
 
@@ -688,10 +692,10 @@ def test_an_outage_only_the_producer_saw_ends_when_the_old_connection_hears_its_
     that, goes on receiving: the broker is there, so commits (held while Kafka is away)
     do not wait for good."""
     pipeline = _exactly_once_pipeline()
-    pipeline._on_producer_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    pipeline.connection.on_producer_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     time.sleep(0.3)
-    pipeline._on_stats(_stats(600.3, heard_seconds_ago=0.1))
-    assert pipeline._down_since is None and pipeline.stats.connection_losses == 1
+    pipeline.connection.on_stats(_stats(600.3, heard_seconds_ago=0.1))
+    assert pipeline.state.down_since is None and pipeline.stats.connection_losses == 1
 
 
 class FatalRecord(Record):
@@ -785,12 +789,12 @@ def test_a_broker_without_the_consumer_group_protocol_ends_the_run_saying_what_t
 def test_a_member_that_holds_nothing_while_work_waits_says_so_again_and_again(monkeypatch):
     """Alive, holding no partition after a rebalance, and the group's records waiting:
     never silent (a fenced member sat so for 5.5 minutes)."""
-    from orders_tui.kafka import consumer as pipeline_module
+    from orders_tui.kafka.pipeline import drain, reports
 
-    monkeypatch.setattr(pipeline_module, "IDLE_WITH_WORK_AFTER", 0.2)
-    monkeypatch.setattr(pipeline_module, "IDLE_WITH_WORK_EVERY", 0.4)
-    monkeypatch.setattr(pipeline_module, "REPORT_EVERY", 0.1)
-    monkeypatch.setattr(Pipeline, "_group_lag", lambda self, *a, **k: {(SOURCE, 2): 4411})
+    monkeypatch.setattr(drain, "IDLE_WITH_WORK_AFTER", 0.2)
+    monkeypatch.setattr(drain, "IDLE_WITH_WORK_EVERY", 0.4)
+    monkeypatch.setattr(reports, "REPORT_EVERY", 0.1)
+    monkeypatch.setattr(GroupView, "lag", lambda self, *a, **k: {(SOURCE, 2): 4411})
     said: list[str] = []
     seen = {"polls": 0}
 

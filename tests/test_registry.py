@@ -23,9 +23,9 @@ from orders_tui.cli import format_summary
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.schema import order_schema
 from orders_tui.kafka.config import RegistrySettings
-from orders_tui.kafka.consumer import Finished, Pipeline
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.pipeline import Finished, Pipeline
 from tests.expectations import dead_lettered
 from tests.kafka_helpers import cli, read_all
 

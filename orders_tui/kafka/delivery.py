@@ -70,9 +70,14 @@ class Delivery:
             produce_when_room(self.producer, topic, value, key, self.poll, headers=headers)
         except KafkaException as exc:
             error = exc.args[0]
-            if error.fatal() or not refuses_the_record(error, self.exactly_once):
+            if error.fatal() or not self.refuses(error):
                 raise ProducerFailed(error.str()) from None
             raise KafkaRefused(refusal(topic, error)) from None
+
+    def refuses(self, error: KafkaError) -> bool:
+        """Whether a failed delivery means the cluster will not take that record (not
+        that a transaction failed: that is handled where it is committed)."""
+        return refuses_the_record(error, self.exactly_once)
 
     def poll(self, timeout: float) -> None:
         """Serve delivery callbacks; ProducerFailed when the producer is broken for good

@@ -18,7 +18,6 @@ A replayed record (see `replay_headers`) also carries `replay_count`,
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,18 +36,13 @@ from orders_tui.domain.failure import (
     text,
 )
 from orders_tui.domain.order import Order
+from orders_tui.domain.routing import ErrorType
 from orders_tui.errors import KafkaInterrupted
 from orders_tui.json_output import bytes_json
 from orders_tui.kafka.config import KafkaSettings, plain_reader
 from orders_tui.kafka.topics import watermarks
 
 Headers = list[tuple[str, bytes | None]]
-
-
-class ErrorType(enum.StrEnum):
-    PERMANENT = "permanent"
-    RETRIES_EXHAUSTED = "retries_exhausted"
-    DESERIALIZATION = "deserialization"
 
 
 ERROR_REASON = "error_reason"

@@ -30,10 +30,10 @@ from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
 from orders_tui.kafka.commands import Produce, Replay, SetStreaming
 from orders_tui.kafka.config import KafkaSettings, make_client, plain_reader
-from orders_tui.kafka.consumer import Pipeline
 from orders_tui.kafka.dlq import DlqEntry, replay_headers
 from orders_tui.kafka.engine_config import EngineConfig
 from orders_tui.kafka.events import ROWS_SHOWN, EngineStatus, EventQueue, Notice, OrderSeen
+from orders_tui.kafka.pipeline import Pipeline
 from orders_tui.kafka.producer import OrderProducer, make_producer
 from orders_tui.kafka.redrive import replay_targets
 from orders_tui.kafka.topics import ensure_topics, watermarks
