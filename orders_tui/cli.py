@@ -224,10 +224,11 @@ def _run_produce(args: argparse.Namespace, settings: KafkaSettings) -> int:
         registered = Registry(settings.registry).register_order_schema(settings.topic)
         wire_format, schema_id = WireFormat.CONFLUENT, registered.schema_id
         if not args.json:
-            _say(f"schema id {schema_id}: {registered.subject} v{registered.version} at "
-                 f"{settings.registry.shown_url}")  # fmt: skip
-    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
-                  on_mismatch=_say)  # fmt: skip
+            _say(
+                f"schema id {schema_id}: {registered.subject} v{registered.version} at "
+                f"{settings.registry.shown_url}"
+            )
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions, on_mismatch=_say)
     producer = OrderProducer(
         settings, wire_format, seed=args.seed, schema_id=schema_id, paced=args.rate is not None
     )
@@ -294,13 +295,17 @@ def _add_dashboard_flags(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=_number(int, 1), default=15, help="orders per `p` (default 15)"
     )
     dashboard.add_argument(
-        "--rate", type=_per_second, default=10.0,
+        "--rate",
+        type=_per_second,
+        default=10.0,
         help="orders per second of the `P` stream (default 10)",
-    )  # fmt: skip
+    )
     dashboard.add_argument(
-        "--max-replays", type=_count, default=3,
+        "--max-replays",
+        type=_count,
+        default=3,
         help="how often one entry may be replayed from the DLQ (default 3)",
-    )  # fmt: skip
+    )
     dashboard.add_argument("--seed", type=int, help="random seed for produced orders")
 
 
@@ -460,8 +465,7 @@ def _run_consume(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
     config = _engine_config(args)
     outcome_log = _open_outcome_log(args.outcomes)
-    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
-                  on_mismatch=_say)  # fmt: skip
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions, on_mismatch=_say)
     pipeline = Pipeline(settings, config, on_finished=outcome_log, on_report=_say)
     stats = pipeline.run(idle_exit=args.idle_exit)
     summary = stats.summary(time.time())
@@ -592,13 +596,17 @@ def _add_group_retry_flags(parser: argparse._ActionsContainer, whose: str) -> No
         "--group", default=DEFAULT_GROUP, help=f"{whose} consumer group (default %(default)s)"
     )
     parser.add_argument(
-        "--max-retries", type=_count, default=FailureRules().max_retries,
+        "--max-retries",
+        type=_count,
+        default=FailureRules().max_retries,
         help=f"{whose} retries, for the retry topics' names (default %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--retry-topic-prefix", default="", metavar="PREFIX",
+        "--retry-topic-prefix",
+        default="",
+        metavar="PREFIX",
         help=f"{whose} retry topic prefix (default: <topic>-<group>-retry)",
-    )  # fmt: skip
+    )
 
 
 def _add_fleet_watch_flags(p: argparse.ArgumentParser) -> None:
@@ -622,10 +630,11 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
     )
     _add_fleet_watch_flags(p)
     p.add_argument(
-        "--read-only", action="store_true",
+        "--read-only",
+        action="store_true",
         help="keys that act are off: p, P, space, r, and the workbench's redrive and export "
         "(what `serve` runs unless --allow-actions)",
-    )  # fmt: skip
+    )
     _add_dashboard_flags(p)
     p.set_defaults(run=_run_watch)
     _add_connection_flags(p, top_level=False)
@@ -643,13 +652,21 @@ def _run_watch(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
     make_client(AdminClient, settings.client_config())
     config = EngineConfig(
-        group=args.group, rules=FailureRules(max_retries=args.max_retries),
-        retry_topic_prefix=args.retry_topic_prefix, schema_id=args.schema_id,
-        status_topic=args.status_topic, control_topic=args.control_topic,
-    )  # fmt: skip
-    options = EngineOptions(config, batch_size=args.batch_size, rate=args.rate,
-                            max_replays=args.max_replays, partitions=args.partitions,
-                            seed=args.seed)  # fmt: skip
+        group=args.group,
+        rules=FailureRules(max_retries=args.max_retries),
+        retry_topic_prefix=args.retry_topic_prefix,
+        schema_id=args.schema_id,
+        status_topic=args.status_topic,
+        control_topic=args.control_topic,
+    )
+    options = EngineOptions(
+        config,
+        batch_size=args.batch_size,
+        rate=args.rate,
+        max_replays=args.max_replays,
+        partitions=args.partitions,
+        seed=args.seed,
+    )
     OrdersApp(Observer(settings, options=options), read_only=args.read_only).run()
     return 0
 
@@ -665,26 +682,43 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "the browser.",
     )
     web = p.add_argument_group("web")
-    web.add_argument("--host", default="127.0.0.1", help="address to listen on "
-                     "(default %(default)s; 0.0.0.0: every interface, with a warning)")  # fmt: skip
-    web.add_argument("--port", type=_number(int, 1, maximum=65535), default=8000,
-                     help="port (default %(default)s)")  # fmt: skip
     web.add_argument(
-        "--auth-token", default=os.environ.get("ORDERS_TUI_AUTH_TOKEN") or None,
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default %(default)s; 0.0.0.0: every interface, with a warning)",
+    )
+    web.add_argument(
+        "--port",
+        type=_number(int, 1, maximum=65535),
+        default=8000,
+        help="port (default %(default)s)",
+    )
+    web.add_argument(
+        "--auth-token",
+        default=os.environ.get("ORDERS_TUI_AUTH_TOKEN") or None,
         metavar="TOKEN",
         help="required of every visit: /?token=TOKEN or Authorization: Bearer TOKEN (env "
         "ORDERS_TUI_AUTH_TOKEN, which keeps it out of the process list; default: none)",
-    )  # fmt: skip
+    )
     web.add_argument(
-        "--allow-actions", action="store_true",
+        "--allow-actions",
+        action="store_true",
         help="let visitors produce (p, P), pause the fleet (space), replay and redrive",
-    )  # fmt: skip
-    web.add_argument("--public-url", metavar="URL",
-                     help="where browsers reach this server (default: from --host); requests "
-                     "for other host names are refused")  # fmt: skip
-    web.add_argument("--max-sessions", type=_number(int, 1), default=10, metavar="N",
-                     help="browser sessions open at once (default %(default)s); more get a page "
-                     "saying the server is full")  # fmt: skip
+    )
+    web.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="where browsers reach this server (default: from --host); requests "
+        "for other host names are refused",
+    )
+    web.add_argument(
+        "--max-sessions",
+        type=_number(int, 1),
+        default=10,
+        metavar="N",
+        help="browser sessions open at once (default %(default)s); more get a page "
+        "saying the server is full",
+    )
     _add_fleet_watch_flags(p)
     p.set_defaults(run=_run_serve)
     _add_connection_flags(p, top_level=False)
@@ -695,15 +729,31 @@ def _run_serve(args: argparse.Namespace, settings: KafkaSettings) -> int:
     from orders_tui.web import serve
 
     # Unreachable or refused: one line now, not an error page in each visitor's browser.
-    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions,
-                  on_mismatch=_say)  # fmt: skip
+    ensure_topics(settings, [settings.topic, settings.dlq_topic], args.partitions, on_mismatch=_say)
     watch_flags = [
-        "--group", args.group, "--max-retries", str(args.max_retries),
-        "--retry-topic-prefix", args.retry_topic_prefix, "--schema-id", str(args.schema_id),
-        "--status-topic", args.status_topic, "--control-topic", args.control_topic,
-    ]  # fmt: skip
-    serve(settings, watch_flags, args.host, args.port, args.allow_actions, args.auth_token,
-          args.public_url, args.max_sessions)  # fmt: skip
+        "--group",
+        args.group,
+        "--max-retries",
+        str(args.max_retries),
+        "--retry-topic-prefix",
+        args.retry_topic_prefix,
+        "--schema-id",
+        str(args.schema_id),
+        "--status-topic",
+        args.status_topic,
+        "--control-topic",
+        args.control_topic,
+    ]
+    serve(
+        settings,
+        watch_flags,
+        args.host,
+        args.port,
+        args.allow_actions,
+        args.auth_token,
+        args.public_url,
+        args.max_sessions,
+    )
     return 0
 
 
@@ -816,7 +866,7 @@ def _add_dlq(sub: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="print one JSON list", default=argparse.SUPPRESS
     )
     redrives.set_defaults(run=dlq_commands.run_redrives)
-    _add_connection_flags(redrives, top_level=False)  # fmt: skip
+    _add_connection_flags(redrives, top_level=False)
 
 
 def _add_retries(sub: argparse._SubParsersAction) -> None:

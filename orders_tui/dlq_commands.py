@@ -55,8 +55,12 @@ class _Progress:
         if self.shown and time.monotonic() >= self._next:
             self.printed = True
             total = max(self.progress.total, 1)
-            print(f"\r{self.what}: {self.progress.read:,} of ~{total:,} "
-                  f"({100 * self.progress.read // total}%)", end="", file=sys.stderr)  # fmt: skip
+            print(
+                f"\r{self.what}: {self.progress.read:,} of ~{total:,} "
+                f"({100 * self.progress.read // total}%)",
+                end="",
+                file=sys.stderr,
+            )
             self._next = time.monotonic() + 0.5
 
     def done(self) -> None:
@@ -73,8 +77,13 @@ def run_list(args: argparse.Namespace, settings: KafkaSettings) -> int:
     progress = ScanProgress()
     shown = 0
     try:
-        for entry in scan_dlq(consumer, settings.dlq_topic, decoder=decoder, progress=progress,
-                              cancel=_cancel_on_signals()):  # fmt: skip
+        for entry in scan_dlq(
+            consumer,
+            settings.dlq_topic,
+            decoder=decoder,
+            progress=progress,
+            cancel=_cancel_on_signals(),
+        ):
             if not picked(entry):
                 continue
             print(json_output.dumps(entry.to_json()) if args.json else format_dlq_line(entry))
@@ -126,8 +135,13 @@ def run_triage(args: argparse.Namespace, settings: KafkaSettings) -> int:
     triage = Triage()
     decoder = make_decoder(settings, args.schema_id)
     try:
-        for entry in scan_dlq(consumer, settings.dlq_topic, decoder=decoder,
-                              progress=progress, cancel=_cancel_on_signals()):  # fmt: skip
+        for entry in scan_dlq(
+            consumer,
+            settings.dlq_topic,
+            decoder=decoder,
+            progress=progress,
+            cancel=_cancel_on_signals(),
+        ):
             if picked(entry):
                 triage.add(entry.failure, entry.timestamp_ms)
             bar.tick()
@@ -158,8 +172,10 @@ def format_triage(triage: Triage, reasons: int = 20) -> str:
     lines.append("")
     lines.append(f"{'count':>9}  {'first':19}  {'last':19}  type")
     for error_type, group in sorted(triage.by_type.items(), key=lambda i: -i[1].count):
-        lines.append(f"{group.count:>9,}  {_when(group.first_ms)}  {_when(group.last_ms)}  "
-                     f"{visible(error_type)}")  # fmt: skip
+        lines.append(
+            f"{group.count:>9,}  {_when(group.first_ms)}  {_when(group.last_ms)}  "
+            f"{visible(error_type)}"
+        )
     lines.append("")
     lines.append(f"{'count':>9}  reason (numbers as #)")
     ranked = sorted(triage.by_reason.items(), key=lambda i: -i[1].count)
@@ -168,9 +184,12 @@ def format_triage(triage: Triage, reasons: int = 20) -> str:
     if len(ranked) > reasons:
         lines.append(f"{'':>9}  … and {len(ranked) - reasons} more reasons (--json has all)")
     lines.append("")
-    lines.append("by original partition: " + ", ".join(
-        f"{visible(name)} {count:,}" for name, count in triage.by_partition.most_common(12)
-    ))  # fmt: skip
+    lines.append(
+        "by original partition: "
+        + ", ".join(
+            f"{visible(name)} {count:,}" for name, count in triage.by_partition.most_common(12)
+        )
+    )
     counts, start, end = triage.over_time()
     top = max(counts) or 1
     spark = "".join(SPARK[round(c / top * (len(SPARK) - 1))] for c in counts)
@@ -195,9 +214,18 @@ def run_replay(args: argparse.Namespace, settings: KafkaSettings) -> int:
         targets = replay_targets(settings, tuple(args.allow_topic), args.to)
     except TargetRefused as exc:
         raise UserError(f"--to/--allow-topic: {exc}") from None
-    redrive = Redrive(settings, picked, name, args.max_replays, targets, rate=args.rate,
-                      dry_run=args.dry_run, decoder=make_decoder(settings, args.schema_id),
-                      progress=progress, cancel=_cancel_on_signals())  # fmt: skip
+    redrive = Redrive(
+        settings,
+        picked,
+        name,
+        args.max_replays,
+        targets,
+        rate=args.rate,
+        dry_run=args.dry_run,
+        decoder=make_decoder(settings, args.schema_id),
+        progress=progress,
+        cancel=_cancel_on_signals(),
+    )
     summary = redrive.run()
     if args.json:
         print(json_output.dumps(summary.to_dict()))

@@ -31,11 +31,15 @@ def waiting(
     committed_future = admin.list_consumer_group_offsets(
         [ConsumerGroupTopicPartitions(group, tps)], request_timeout=TIMEOUT
     )[group]
-    committed = {(tp.topic, tp.partition): tp.offset for tp in
-                 committed_future.result(TIMEOUT).topic_partitions}  # fmt: skip
-    ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps},
-                              isolation_level=IsolationLevel.READ_COMMITTED,
-                              request_timeout=TIMEOUT)  # fmt: skip
+    committed = {
+        (tp.topic, tp.partition): tp.offset
+        for tp in committed_future.result(TIMEOUT).topic_partitions
+    }
+    ends = admin.list_offsets(
+        {tp: OffsetSpec.latest() for tp in tps},
+        isolation_level=IsolationLevel.READ_COMMITTED,
+        request_timeout=TIMEOUT,
+    )
     left = {t: 0 for t in topics if t in existing}
     for tp, future in ends.items():
         end = future.result(TIMEOUT).offset
@@ -49,19 +53,26 @@ def waiting(
 def run_retries(args: argparse.Namespace, settings: KafkaSettings) -> int:
     from orders_tui.domain.rules import FailureRules
 
-    config = EngineConfig(group=args.group, rules=FailureRules(max_retries=args.max_retries),
-                          retry_topic_prefix=args.retry_topic_prefix)  # fmt: skip
+    config = EngineConfig(
+        group=args.group,
+        rules=FailureRules(max_retries=args.max_retries),
+        retry_topic_prefix=args.retry_topic_prefix,
+    )
     own = waiting(settings, args.group, config.retry_topics(settings.topic), False)
     shared = waiting(settings, args.group, config.shared_retry_topics(settings.topic), True)
     if args.json:
-        print(json_output.dumps({"group": args.group, "retry_topics": own,
-                                 "shared_retry_topics": shared}))  # fmt: skip
+        print(
+            json_output.dumps(
+                {"group": args.group, "retry_topics": own, "shared_retry_topics": shared}
+            )
+        )
         return 0
     print(f"group {visible(args.group)}: its retry topics")
     for topic in config.retry_topics(settings.topic):
         count = own.get(topic)
-        print(f"  {visible(topic)}  " + ("not created yet" if count is None
-                                         else f"{count:,} waiting"))  # fmt: skip
+        print(
+            f"  {visible(topic)}  " + ("not created yet" if count is None else f"{count:,} waiting")
+        )
     if shared:
         print("old shared retry topics (before retry topics were named per group)")
         for topic, count in shared.items():

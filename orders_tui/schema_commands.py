@@ -47,16 +47,28 @@ def run_check(args: argparse.Namespace, settings: KafkaSettings) -> int:
     text, name = _schema_text(args.file)
     result = registry.check(settings.registry.subject_for(settings.topic), text)
     if args.json:
-        print(json_output.dumps({
-            "schema": name, "compatible": result.compatible, "subject": result.subject,
-            "rule": result.rule, "against": result.against, "reasons": result.reasons,
-        }))  # fmt: skip
+        print(
+            json_output.dumps(
+                {
+                    "schema": name,
+                    "compatible": result.compatible,
+                    "subject": result.subject,
+                    "rule": result.rule,
+                    "against": result.against,
+                    "reasons": result.reasons,
+                }
+            )
+        )
     elif result.compatible:
-        print(f"compatible: {name} may be registered under {result.subject} (rule "
-              f"{result.rule}, checked against {result.against})")  # fmt: skip
+        print(
+            f"compatible: {name} may be registered under {result.subject} (rule "
+            f"{result.rule}, checked against {result.against})"
+        )
     else:
-        print(f"incompatible: {name} breaks the {result.rule} rule of {result.subject} "
-              f"(checked against {result.against}):")  # fmt: skip
+        print(
+            f"incompatible: {name} breaks the {result.rule} rule of {result.subject} "
+            f"(checked against {result.against}):"
+        )
         for reason in result.reasons or ["the registry gave no reason"]:
             print(f"  - {visible(settings.redact(reason))}")  # the registry's words
     return 0 if result.compatible else INCOMPATIBLE
@@ -67,12 +79,20 @@ def run_register(args: argparse.Namespace, settings: KafkaSettings) -> int:
     text, name = _schema_text(args.file)
     registered = registry.register(settings.registry.subject_for(settings.topic), text)
     if args.json:
-        print(json_output.dumps({"schema": name, "id": registered.schema_id,
-                                 "subject": registered.subject,
-                                 "version": registered.version}))  # fmt: skip
+        print(
+            json_output.dumps(
+                {
+                    "schema": name,
+                    "id": registered.schema_id,
+                    "subject": registered.subject,
+                    "version": registered.version,
+                }
+            )
+        )
     else:
-        print(f"{name}: schema id {registered.schema_id}, {registered.subject} "
-              f"v{registered.version}")  # fmt: skip
+        print(
+            f"{name}: schema id {registered.schema_id}, {registered.subject} v{registered.version}"
+        )
     return 0
 
 
@@ -90,8 +110,9 @@ def add_schema(sub: argparse._SubParsersAction, add_connection_flags) -> None:
         ("register", run_register, "register a schema under the subject"),
     ):
         action = actions.add_parser(name, help=what, description=what + ".")
-        action.add_argument("--file", metavar="FILE",
-                            help="an Avro schema (.avsc); default schemas/order.avsc")  # fmt: skip
+        action.add_argument(
+            "--file", metavar="FILE", help="an Avro schema (.avsc); default schemas/order.avsc"
+        )
         action.add_argument("--json", action="store_true", help="print one JSON object")
         action.set_defaults(run=run)
         add_connection_flags(action, top_level=False)

@@ -82,12 +82,26 @@ def _properties(settings: KafkaSettings) -> dict[str, str]:
     return properties
 
 
-def session_command(settings: KafkaSettings, watch_flags: list[str], properties_file: str,
-                    allow_actions: bool) -> str:  # fmt: skip
+def session_command(
+    settings: KafkaSettings, watch_flags: list[str], properties_file: str, allow_actions: bool
+) -> str:
     """The shell command a visit runs: `orders-tui watch`, its properties from the file."""
-    argv = [sys.executable, "-m", "orders_tui", "watch", "-b", settings.bootstrap_servers,
-            "--topic", settings.topic, "--dlq-topic", settings.dlq_topic, *watch_flags,
-            "-F", properties_file, *([] if allow_actions else ["--read-only"])]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "orders_tui",
+        "watch",
+        "-b",
+        settings.bootstrap_servers,
+        "--topic",
+        settings.topic,
+        "--dlq-topic",
+        settings.dlq_topic,
+        *watch_flags,
+        "-F",
+        properties_file,
+        *([] if allow_actions else ["--read-only"]),
+    ]
     if settings.registry is not None and settings.registry.subject:
         argv += ["--schema-subject", settings.registry.subject]
     return shlex.join(argv)
@@ -159,10 +173,16 @@ def served_names(host: str, port: int, public: str) -> tuple[set[str], set[str]]
 
 
 class DashboardServer(Server):
-    def __init__(self, command: str, host: str, port: int, token: str | None,
-                 public_url: str, max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:  # fmt: skip
-        super().__init__(command, host=host, port=port, title="orders-tui",
-                         public_url=public_url)  # fmt: skip
+    def __init__(
+        self,
+        command: str,
+        host: str,
+        port: int,
+        token: str | None,
+        public_url: str,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
+        super().__init__(command, host=host, port=port, title="orders-tui", public_url=public_url)
         self.token = token
         self.max_sessions = max_sessions
         self.hosts, self.origins = served_names(host, port, public_url)
@@ -196,14 +216,20 @@ class DashboardServer(Server):
         task = asyncio.current_task()
         self._tasks.add(task)
         websocket = web.WebSocketResponse(heartbeat=15)
-        width, height = clamp_size(request.query.get("width", 80),
-                                   request.query.get("height", 24)) or (80, 24)  # fmt: skip
+        width, height = clamp_size(
+            request.query.get("width", 80), request.query.get("height", 24)
+        ) or (80, 24)
         session: Session | None = None
         try:
             await websocket.prepare(request)
-            session = Session(self.command, write_bytes=websocket.send_bytes,
-                              write_str=websocket.send_str, close=websocket.close,
-                              download_manager=self.download_manager, debug=self.debug)  # fmt: skip
+            session = Session(
+                self.command,
+                write_bytes=websocket.send_bytes,
+                write_str=websocket.send_str,
+                close=websocket.close,
+                download_manager=self.download_manager,
+                debug=self.debug,
+            )
             await session.start(width, height)
             await self._relay(websocket, session, request.remote or "?")
         except asyncio.CancelledError:
@@ -224,8 +250,11 @@ class DashboardServer(Server):
             parsed = parse_message(message.data) if message.type == WSMsgType.TEXT else None
             if parsed is None:
                 if not warned:  # one line a session, however many it sends
-                    log.warning("ignored a malformed websocket message from %s (and any "
-                                "more from this session)", peer)  # fmt: skip
+                    log.warning(
+                        "ignored a malformed websocket message from %s (and any "
+                        "more from this session)",
+                        peer,
+                    )
                     warned = True
                 continue
             kind, data = parsed
@@ -262,8 +291,9 @@ class DashboardServer(Server):
             )
         origin = request.headers.get("Origin")
         if request.path == "/ws" and origin is not None and origin.lower() not in self.origins:
-            raise web.HTTPForbidden(text="orders-tui: a page of another origin may not "
-                                    "open this dashboard\n")  # fmt: skip
+            raise web.HTTPForbidden(
+                text="orders-tui: a page of another origin may not open this dashboard\n"
+            )
         return await handler(request)
 
     async def on_startup(self, app: web.Application) -> None:
@@ -278,8 +308,14 @@ class DashboardServer(Server):
         loop.add_signal_handler(signal.SIGTERM, self.request_exit)
         # aiohttp calls `print` once every socket listens: the line says it can be opened.
         try:
-            web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False,
-                        loop=loop, print=lambda _banner: self._announce())  # fmt: skip
+            web.run_app(
+                self._make_app(),
+                host=self.host,
+                port=self.port,
+                handle_signals=False,
+                loop=loop,
+                print=lambda _banner: self._announce(),
+            )
         except OSError as exc:  # taken, or an address this machine does not have
             raise CannotServe(
                 f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}; choose "
@@ -289,9 +325,12 @@ class DashboardServer(Server):
     def _announce(self) -> None:
         access = "a token" if self.token else "no token"
         read_only = "" if "--read-only" not in self.command else ", read-only"
-        print(f"orders-tui: serving the dashboard on {self.public_url} ({access}{read_only}, "
-              f"at most {self.max_sessions} sessions); Ctrl+C stops", file=sys.stderr,
-              flush=True)  # fmt: skip
+        print(
+            f"orders-tui: serving the dashboard on {self.public_url} ({access}{read_only}, "
+            f"at most {self.max_sessions} sessions); Ctrl+C stops",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def public_url(host: str, port: int) -> str:
@@ -301,17 +340,28 @@ def public_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def serve(settings: KafkaSettings, watch_flags: list[str], host: str, port: int,
-          allow_actions: bool, token: str | None, url: str | None,
-          max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:  # fmt: skip
+def serve(
+    settings: KafkaSettings,
+    watch_flags: list[str],
+    host: str,
+    port: int,
+    allow_actions: bool,
+    token: str | None,
+    url: str | None,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+) -> None:
     if host not in LOCAL_HOSTS:
-        print(f"orders-tui: warning: listening on {host}: anyone who can reach port {port} "
-              f"can see the data{'' if token else ' (no --auth-token)'}", file=sys.stderr,
-              flush=True)  # fmt: skip
+        print(
+            f"orders-tui: warning: listening on {host}: anyone who can reach port {port} "
+            f"can see the data{'' if token else ' (no --auth-token)'}",
+            file=sys.stderr,
+            flush=True,
+        )
     properties = PropertiesFile(settings)
     try:
         command = session_command(settings, watch_flags, properties.path, allow_actions)
-        DashboardServer(command, host, port, token, url or public_url(host, port),
-                        max_sessions).serve()  # fmt: skip
+        DashboardServer(
+            command, host, port, token, url or public_url(host, port), max_sessions
+        ).serve()
     finally:
         properties.close()

@@ -44,8 +44,9 @@ def parse_message(text: str) -> tuple[str, object] | None:
     kind, data = envelope[0], envelope[1] if len(envelope) > 1 else None
     if kind == "stdin" and not isinstance(data, str):
         return None
-    if kind == "resize" and not (isinstance(data, dict) and clamp_size(
-        data.get("width"), data.get("height"))):  # fmt: skip
+    if kind == "resize" and not (
+        isinstance(data, dict) and clamp_size(data.get("width"), data.get("height"))
+    ):
         return None
     if kind not in ("stdin", "resize", "ping", "blur", "focus"):
         return None

@@ -92,14 +92,24 @@ def _encode_direct(order: Order) -> bytes:
     product = order[1].encode()
     try:
         return b"".join(
-            (_SHORT_LENGTH[len(order_id)], order_id, _SHORT_LENGTH[len(product)], product,
-             _pack_double(order[2]))
-        )  # fmt: skip
+            (
+                _SHORT_LENGTH[len(order_id)],
+                order_id,
+                _SHORT_LENGTH[len(product)],
+                product,
+                _pack_double(order[2]),
+            )
+        )
     except IndexError:  # a string of 64 bytes or more: a longer varint
         return b"".join(
-            (_zigzag_varint(len(order_id)), order_id, _zigzag_varint(len(product)), product,
-             _pack_double(order[2]))
-        )  # fmt: skip
+            (
+                _zigzag_varint(len(order_id)),
+                order_id,
+                _zigzag_varint(len(product)),
+                product,
+                _pack_double(order[2]),
+            )
+        )
 
 
 def _encode_fastavro(order: Order) -> bytes:
@@ -315,8 +325,10 @@ class Decoder:
 
     def _unknown(self, schema_id: int) -> str:
         if self.source is not None:
-            return (f"Confluent-framed record with schema id {schema_id}, which "
-                    f"{self.source.name} does not know")  # fmt: skip
+            return (
+                f"Confluent-framed record with schema id {schema_id}, which "
+                f"{self.source.name} does not know"
+            )
         known = ", ".join(str(i) for i in sorted(self.schema_ids)) or "none"
         return (
             f"Confluent-framed record with schema id {schema_id}, whose writer schema is "
@@ -422,15 +434,19 @@ class ForeignReader:
             self.refusal = f"not an Order{of}: its writer schema is {root.kind}, not a record"
             return
         if root.name.rpartition(".")[2] not in _READER_NAMES and root.name not in _READER_NAMES:
-            self.refusal = (f"not an Order{of}: written as record {root.name!r}, which is not "
-                            f"{_READER_NAME} or an alias of it")  # fmt: skip
+            self.refusal = (
+                f"not an Order{of}: written as record {root.name!r}, which is not "
+                f"{_READER_NAME} or an alias of it"
+            )
             return
         self.is_ours = _layout(root) == _OUR_LAYOUT and _DIRECT
         try:
             self._fields = OrderFieldsReader(root, _WANTED, _READER_NAME)
         except SchemaMismatch as exc:
-            self.refusal = (f"not an Order{of}: its writer schema {root.name} cannot be read "
-                            f"as {_READER_NAME} ({exc})")  # fmt: skip
+            self.refusal = (
+                f"not an Order{of}: its writer schema {root.name} cannot be read "
+                f"as {_READER_NAME} ({exc})"
+            )
 
     def __call__(self, data: bytes, start: int, what: str) -> tuple[Order, int]:
         """The order at `start`, and the position after it."""
@@ -443,8 +459,9 @@ class ForeignReader:
         try:
             values, end = self._fields(data, start)
         except SchemaMismatch as exc:
-            raise DecodeError(f"not an Order ({what}): its writer schema cannot be read as "
-                              f"{_READER_NAME} ({exc})") from None  # fmt: skip
+            raise DecodeError(
+                f"not an Order ({what}): its writer schema cannot be read as {_READER_NAME} ({exc})"
+            ) from None
         except Truncated:
             raise DecodeError(
                 f"truncated or not an Order ({what}): the value ends mid-record"

@@ -124,8 +124,9 @@ class Fleet:
 
     def rows(self, now: float) -> list[MemberStatus]:
         """Every member known, live first, then by name."""
-        return sorted(self.members.values(),
-                      key=lambda m: (member_state(m, now) != RUNNING, m.member))  # fmt: skip
+        return sorted(
+            self.members.values(), key=lambda m: (member_state(m, now) != RUNNING, m.member)
+        )
 
 
 def member_state(status: MemberStatus, now: float) -> str:

@@ -103,12 +103,18 @@ class OrderFactory:
         rng = self._rng
         random_fraction = rng.random
         return [
-            _new_order(Order, (order_id, f"{colour} {word}",
-                               (int(random_fraction() * _CENTS_SPAN) + _MIN_CENTS) / 100))
+            _new_order(
+                Order,
+                (
+                    order_id,
+                    f"{colour} {word}",
+                    (int(random_fraction() * _CENTS_SPAN) + _MIN_CENTS) / 100,
+                ),
+            )
             for order_id, colour, word in zip(
                 random_uuid4s(rng, count),
                 rng.choices(self._colors, k=count),
                 rng.choices(self._words, k=count),
                 strict=True,
             )
-        ]  # fmt: skip
+        ]

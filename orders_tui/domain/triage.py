@@ -64,10 +64,12 @@ class Triage:
     @property
     def by_partition(self) -> Counter[str]:
         """Counts by original partition, named `topic[partition]` (? when unknown)."""
-        return Counter({
-            f"{topic or '?'}[{'?' if partition is None else partition}]": count
-            for (topic, partition), count in self.by_original.items()
-        })  # fmt: skip
+        return Counter(
+            {
+                f"{topic or '?'}[{'?' if partition is None else partition}]": count
+                for (topic, partition), count in self.by_original.items()
+            }
+        )
 
     def over_time(self, buckets: int = BUCKETS) -> tuple[list[int], int, int]:
         """Counts in `buckets` equal spans from the first to the last entry, with the

@@ -132,8 +132,9 @@ def _compile(schema: Any, namespace: str, named: dict[str, Node]) -> Node:
         return Node(kind)
     if kind in ("array", "map"):
         node = Node(kind)
-        node.items = _compile(schema.get("items" if kind == "array" else "values"),
-                              namespace, named)  # fmt: skip
+        node.items = _compile(
+            schema.get("items" if kind == "array" else "values"), namespace, named
+        )
         return node
     if kind not in _NAMED:
         if isinstance(kind, dict | list | str):  # {"type": {"type": "array", ...}}
@@ -166,8 +167,19 @@ def _compile(schema: Any, namespace: str, named: dict[str, Node]) -> Node:
     return node
 
 
-_FIXED_SIZES = {"boolean": 1, "int": 1, "long": 1, "float": 4, "double": 8, "bytes": 1,
-                "string": 1, "enum": 1, "array": 1, "map": 1, "union": 1}  # fmt: skip
+_FIXED_SIZES = {
+    "boolean": 1,
+    "int": 1,
+    "long": 1,
+    "float": 4,
+    "double": 8,
+    "bytes": 1,
+    "string": 1,
+    "enum": 1,
+    "array": 1,
+    "map": 1,
+    "union": 1,
+}
 
 
 def _settle_min_sizes(roots: list[Node]) -> None:
@@ -308,8 +320,10 @@ class OrderFieldsReader:
         self.writer, self.wanted = writer, wanted
         missing = [name for name in wanted if name not in dict(writer.fields)]
         if missing:
-            raise SchemaMismatch(f"the writer schema has no field {missing[0]!r} and "
-                                 f"{reader_name} gives it no default")  # fmt: skip
+            raise SchemaMismatch(
+                f"the writer schema has no field {missing[0]!r} and "
+                f"{reader_name} gives it no default"
+            )
         for name, child in writer.fields:
             if name in wanted and not self._resolvable(child, wanted[name]):
                 raise SchemaMismatch(

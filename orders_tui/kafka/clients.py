@@ -26,9 +26,12 @@ class KafkaClients:
     def consumers(self, config: dict[str, object], levels: list[list[str]]) -> ConsumerSet:
         """A consumer per level of topics (see consumer_set), each its own static member."""
         instance_id = str(config["group.instance.id"])
-        return ConsumerSet(levels, lambda level: self.consumer(
-            {**config, "group.instance.id": level_instance_id(instance_id, level)}
-        ))  # fmt: skip
+        return ConsumerSet(
+            levels,
+            lambda level: self.consumer(
+                {**config, "group.instance.id": level_instance_id(instance_id, level)}
+            ),
+        )
 
     def producer(self, settings: KafkaSettings, **overrides: object) -> Producer:
         return make_producer(settings, **overrides)

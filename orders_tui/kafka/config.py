@@ -128,8 +128,12 @@ class RegistrySettings:
     def client_config(self, timeout: float = 10.0, retries: int = 1) -> dict[str, object]:
         """Our defaults (an unreachable registry is said within a second, not after the
         client's 3 retries of up to 20 s), then the user's properties, which win."""
-        config: dict[str, object] = {"url": self.url, "timeout": timeout,
-                                     "max.retries": retries, "retries.wait.ms": 200}  # fmt: skip
+        config: dict[str, object] = {
+            "url": self.url,
+            "timeout": timeout,
+            "max.retries": retries,
+            "retries.wait.ms": 200,
+        }
         for name, value in self.properties.items():
             if name in _REGISTRY_NUMBERS:  # the client takes these as numbers only
                 try:
@@ -142,8 +146,14 @@ class RegistrySettings:
         return config
 
 
-_REGISTRY_NUMBERS = {"timeout", "max.retries", "retries.wait.ms", "retries.max.wait.ms",
-                     "cache.capacity", "cache.latest.ttl.sec"}  # fmt: skip
+_REGISTRY_NUMBERS = {
+    "timeout",
+    "max.retries",
+    "retries.wait.ms",
+    "retries.max.wait.ms",
+    "cache.capacity",
+    "cache.latest.ttl.sec",
+}
 
 
 REGISTRY_PREFIX = "schema.registry."  # -X properties for the registry's client

@@ -86,8 +86,9 @@ class ConsumerSet:
         self._of_topic[partition.topic].seek(partition)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return [tp for consumer, tps in self._by_consumer(partitions)
-                for tp in consumer.position(tps)]  # fmt: skip
+        return [
+            tp for consumer, tps in self._by_consumer(partitions) for tp in consumer.position(tps)
+        ]
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
         # One group: any member reads every level's commits in one request.

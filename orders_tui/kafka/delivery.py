@@ -46,9 +46,15 @@ TRANSACTION_TIMEOUT_MS = 30_000
 
 # Answers that mean "not yet", not "failed": a commit that ran out of time, and a
 # coordinator busy finishing a predecessor's transaction (after a restart) or moving.
-WAITING = frozenset({KafkaError._TIMED_OUT, KafkaError.CONCURRENT_TRANSACTIONS,
-                     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR,
-                     KafkaError.COORDINATOR_NOT_AVAILABLE})  # fmt: skip
+WAITING = frozenset(
+    {
+        KafkaError._TIMED_OUT,
+        KafkaError.CONCURRENT_TRANSACTIONS,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
 
 
 class Delivery:
@@ -95,8 +101,9 @@ class Delivery:
     def begin(self, timeout: float) -> None:
         """Ready to write (transactions initialised); may raise KafkaException."""
 
-    def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
-               give_up: float) -> bool:  # fmt: skip
+    def settle(
+        self, offsets: list[TopicPartition], consumer: Consumer, timeout: float, give_up: float
+    ) -> bool:
         """Make everything written so far durable, with the source offsets where the
         guarantee allows. True when it is; False when not yet (try again later).
         `timeout` is the client's; `give_up` bounds a call that ignores it."""
@@ -131,8 +138,9 @@ class AtLeastOnce(Delivery):
             )
         )
 
-    def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
-               give_up: float) -> bool:  # fmt: skip
+    def settle(
+        self, offsets: list[TopicPartition], consumer: Consumer, timeout: float, give_up: float
+    ) -> bool:
         return self.producer.flush(timeout) == 0
 
 
@@ -184,16 +192,18 @@ class Transactional(Delivery):
         self.producer.init_transactions(timeout)
         self.producer.begin_transaction()
 
-    def settle(self, offsets: list[TopicPartition], consumer: Consumer, timeout: float,
-               give_up: float) -> bool:  # fmt: skip
+    def settle(
+        self, offsets: list[TopicPartition], consumer: Consumer, timeout: float, give_up: float
+    ) -> bool:
         producer = self.producer
         self.waiting = False
         try:
             if not self._committing:
                 if offsets:
                     metadata = consumer.consumer_group_metadata()
-                    self._complete(give_up, producer.send_offsets_to_transaction, offsets,
-                                   metadata, timeout)  # fmt: skip
+                    self._complete(
+                        give_up, producer.send_offsets_to_transaction, offsets, metadata, timeout
+                    )
                 self._committing = True
             # A commit that timed out (the broker is away) must be completed by calling it
             # again, and nothing may be written meanwhile: `blocked` says so.
@@ -262,9 +272,11 @@ class Transactional(Delivery):
                 self._running = None
 
 
-def _callbacks(on_refused: Callable[[KafkaError, Message], None],
-               on_error: Callable[[KafkaError], None],
-               on_stats: Callable[[str], None] | None) -> dict[str, object]:  # fmt: skip
+def _callbacks(
+    on_refused: Callable[[KafkaError, Message], None],
+    on_error: Callable[[KafkaError], None],
+    on_stats: Callable[[str], None] | None,
+) -> dict[str, object]:
     """A writer's callbacks; with `on_stats`, its statistics every second (they tell when
     the broker is back while the pipeline waits on the producer alone)."""
     callbacks: dict[str, object] = {"on_delivery": on_refused, "error_cb": on_error}
@@ -291,8 +303,9 @@ class _Call:
         self.call = call
         self.finished = False
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=args, name="orders-tui-txn-call",
-                                       daemon=True)  # fmt: skip
+        self.thread = threading.Thread(
+            target=self._run, args=args, name="orders-tui-txn-call", daemon=True
+        )
         self.thread.start()
 
     def _run(self, *args: object) -> None:

@@ -121,8 +121,13 @@ def replay_headers(entry: DlqEntry, redrive: str = "") -> Headers:
     headers (the failure's are dropped, in any convention: it is a fresh attempt), then
     `replay_count`, `replayed_from_partition`, `replayed_from_offset` and, for a bulk
     redrive, `redrive_id`. Should it fail again, its next DLQ record carries them on."""
-    dropped = {*FAILURE_HEADERS, REPLAY_COUNT, REPLAYED_FROM_OFFSET, REPLAYED_FROM_PARTITION,
-               REDRIVE_ID}  # fmt: skip
+    dropped = {
+        *FAILURE_HEADERS,
+        REPLAY_COUNT,
+        REPLAYED_FROM_OFFSET,
+        REPLAYED_FROM_PARTITION,
+        REDRIVE_ID,
+    }
     headers: Headers = [
         (k, v)
         for k, v in entry.headers
@@ -214,8 +219,11 @@ class DlqEntry:
         if found is None:
             return None
         schema_id, writer = found
-        return {"id": schema_id, "subject": writer.subject if writer else None,
-                "version": writer.version if writer else None}  # fmt: skip
+        return {
+            "id": schema_id,
+            "subject": writer.subject if writer else None,
+            "version": writer.version if writer else None,
+        }
 
     def decoded_headers(self) -> list[tuple[str, str]]:
         """Each header as a person reads it: Spring's binary numbers as digits."""
@@ -305,8 +313,10 @@ def scan_dlq(
             return
         messages: Sequence[Message] = consumer.consume(1000, 0.2)
         if not messages and time.monotonic() > idle_deadline:
-            raise KafkaInterrupted(f"reading {topic!r}: no answer from Kafka for {timeout:g} "
-                                   "s; check that the broker is up, then run it again")  # fmt: skip
+            raise KafkaInterrupted(
+                f"reading {topic!r}: no answer from Kafka for {timeout:g} "
+                "s; check that the broker is up, then run it again"
+            )
         for msg in messages:
             partition = msg.partition()
             error = msg.error()

@@ -168,9 +168,13 @@ class EngineBase:
         settings = self.settings
         while not self._stop.is_set():
             try:
-                ensure_topics(settings, [settings.topic, settings.dlq_topic], self.partitions,
-                              timeout=3.0, on_mismatch=lambda line: self.events.put(
-                                  Notice(line, error=True)))  # fmt: skip
+                ensure_topics(
+                    settings,
+                    [settings.topic, settings.dlq_topic],
+                    self.partitions,
+                    timeout=3.0,
+                    on_mismatch=lambda line: self.events.put(Notice(line, error=True)),
+                )
                 break
             except BrokerUnreachable as exc:
                 self._set_connected(False, str(exc))
@@ -238,10 +242,13 @@ class EngineBase:
                 producer.poll(0)
                 self.produced = producer.delivered
                 if producer.failed > failures_shown:
-                    self.events.put(Notice(
-                        f"{producer.failed - failures_shown} orders not delivered: "
-                        f"{producer.first_error}", error=True
-                    ))  # fmt: skip
+                    self.events.put(
+                        Notice(
+                            f"{producer.failed - failures_shown} orders not delivered: "
+                            f"{producer.first_error}",
+                            error=True,
+                        )
+                    )
                     failures_shown = producer.failed
             replayer.poll(0)
         if producer is not None:
@@ -279,23 +286,29 @@ class EngineBase:
             known = None  # then by key; the send says whether Kafka is there
         partitions = len(known.partitions) if known is not None else 0
         placed = replay_targets(self.settings).partition(topic, original_partition, partitions)
-        replayer.produce(topic, entry.value, entry.key, headers=replay_headers(entry),
-                         on_delivery=on_delivery,
-                         **({} if placed is None else {"partition": placed}))  # fmt: skip
+        replayer.produce(
+            topic,
+            entry.value,
+            entry.key,
+            headers=replay_headers(entry),
+            on_delivery=on_delivery,
+            **({} if placed is None else {"partition": placed}),
+        )
         replayer.flush(10)
         if outcome and outcome[0] is None:
             self.events.put(
-                Notice(f"replayed {entry.topic}[{entry.partition}]@{entry.offset} to {topic} "
-                       f"(replay {entry.replay_count + 1} of {self.max_replays})")
-            )  # fmt: skip
+                Notice(
+                    f"replayed {entry.topic}[{entry.partition}]@{entry.offset} to {topic} "
+                    f"(replay {entry.replay_count + 1} of {self.max_replays})"
+                )
+            )
         else:
             why = outcome[0].str() if outcome else "no acknowledgement within 10 s"
             self.events.put(Notice(f"replay failed: {why}", error=True))
 
     def _tail_dlq(self) -> None:
         """Follow the DLQ topic's newest entries (commits nothing)."""
-        self._tail([self.settings.dlq_topic],
-                   lambda msg: DlqEntrySeen(DlqEntry.from_message(msg)))  # fmt: skip
+        self._tail([self.settings.dlq_topic], lambda msg: DlqEntrySeen(DlqEntry.from_message(msg)))
 
     def _tail(self, topics: list[str], to_event: Callable[[Message], object | None]) -> None:
         """Follow the newest records of `topics` as a reader (no group, no commits), an
@@ -345,8 +358,9 @@ class EngineBase:
                 self._skip_ahead(consumer, tps)
                 consumer.resume(starts)
         except KafkaException as exc:
-            self.events.put(Notice(f"reading {', '.join(topics)} stopped: "
-                                   f"{exc.args[0].str()}", error=True))  # fmt: skip
+            self.events.put(
+                Notice(f"reading {', '.join(topics)} stopped: {exc.args[0].str()}", error=True)
+            )
         finally:
             consumer.close()
 

@@ -97,10 +97,22 @@ class Observer(EngineBase):
         try:
             order = self._decode(msg.value())
         except (DecodeError, WriterSchemaUnavailable):  # a reader shows what it can
-            return OrderSeen(msg.partition(), msg.offset(), header_text(msg.key() or b""),
-                             "", None, OrderState.PRODUCED)  # fmt: skip
-        return OrderSeen(msg.partition(), msg.offset(), order.orderId, order.product,
-                         order.price, OrderState.PRODUCED)  # fmt: skip
+            return OrderSeen(
+                msg.partition(),
+                msg.offset(),
+                header_text(msg.key() or b""),
+                "",
+                None,
+                OrderState.PRODUCED,
+            )
+        return OrderSeen(
+            msg.partition(),
+            msg.offset(),
+            order.orderId,
+            order.product,
+            order.price,
+            OrderState.PRODUCED,
+        )
 
     def _retry_seen(self, msg: Message) -> RetryScheduled | None:
         if self._retry_rows.take(1) != 1:
@@ -111,10 +123,15 @@ class Observer(EngineBase):
             return None
         if state.group is not None and state.group != self.config.group:
             return None  # another group's job, on a topic it should not share
-        return RetryScheduled(state.original_partition, state.original_offset,
-                              header_text(msg.key() or b""), state.attempts,
-                              self.config.rules.max_attempts, state.reason,
-                              state.due_ms / 1000)  # fmt: skip
+        return RetryScheduled(
+            state.original_partition,
+            state.original_offset,
+            header_text(msg.key() or b""),
+            state.attempts,
+            self.config.rules.max_attempts,
+            state.reason,
+            state.due_ms / 1000,
+        )
 
     def _tail_retries(self) -> None:
         topics = self.config.retry_topics(self.settings.topic)
@@ -146,8 +163,12 @@ class Observer(EngineBase):
         group = config.group.encode()
         last_second = int(time.time())
         try:
-            reader.assign([TopicPartition(config.status_topic, 0, OFFSET_BEGINNING),
-                           TopicPartition(config.control_topic, 0, OFFSET_BEGINNING)])  # fmt: skip
+            reader.assign(
+                [
+                    TopicPartition(config.status_topic, 0, OFFSET_BEGINNING),
+                    TopicPartition(config.control_topic, 0, OFFSET_BEGINNING),
+                ]
+            )
             while not self._stop.is_set():
                 if self._wanted is not None:
                     self._send(producer, self._wanted)
@@ -184,8 +205,10 @@ class Observer(EngineBase):
         producer.produce(self.config.control_topic, command.encode(), self.config.group.encode())
         if producer.flush(5) == 0:
             self._command, self._wanted = command, None
-            self.events.put(Notice(f"{'pausing' if paused else 'resuming'} the fleet "
-                                   f"(command #{seq})"))  # fmt: skip
+            self.events.put(
+                Notice(f"{'pausing' if paused else 'resuming'} the fleet (command #{seq})")
+            )
         else:
-            self.events.put(Notice("the fleet command was not acknowledged; trying again",
-                                   error=True))  # fmt: skip
+            self.events.put(
+                Notice("the fleet command was not acknowledged; trying again", error=True)
+            )

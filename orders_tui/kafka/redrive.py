@@ -57,11 +57,15 @@ COMMIT_EVERY = 0.5  # seconds: the longest a transaction stays open
 TRANSACTION_TIMEOUT = 30.0
 # Answers to the resume point's lookup that mean "ask again": a coordinator loading its
 # groups after a (re)start, or an offset an aborting transaction still holds.
-COORDINATOR_NOT_READY = frozenset({KafkaError.NOT_COORDINATOR,
-                                   KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                                   KafkaError.COORDINATOR_NOT_AVAILABLE,
-                                   KafkaError._TIMED_OUT,
-                                   KafkaError.UNSTABLE_OFFSET_COMMIT})  # fmt: skip
+COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._TIMED_OUT,
+        KafkaError.UNSTABLE_OFFSET_COMMIT,
+    }
+)
 CALL_TIMEOUT = 10.0  # a commit of the redrive's transaction waits this long for the broker
 GIVE_UP = 15.0  # ... and is given up on after this, should it ignore that (call_within)
 
@@ -105,8 +109,12 @@ def replay_targets(
 ) -> ReplayTargets:
     """Where replays from this DLQ may go (domain/replay_targets.py); raises
     TargetRefused for a --to or --allow-topic that can never be one."""
-    fleet = {STATUS_TOPIC, CONTROL_TOPIC, os.environ.get("ORDERS_TUI_STATUS_TOPIC", ""),
-             os.environ.get("ORDERS_TUI_CONTROL_TOPIC", "")} - {""}  # fmt: skip
+    fleet = {
+        STATUS_TOPIC,
+        CONTROL_TOPIC,
+        os.environ.get("ORDERS_TUI_STATUS_TOPIC", ""),
+        os.environ.get("ORDERS_TUI_CONTROL_TOPIC", ""),
+    } - {""}
     protected = {settings.dlq_topic, redrive_log_topic(settings.dlq_topic), *fleet}
     return ReplayTargets(settings.topic, protected, allowed, to)
 
@@ -336,8 +344,9 @@ class Redrive:
         return verdict
 
     def _plan(self, consumer: Consumer, resume: dict[int, int]) -> None:
-        for entry in scan_dlq(consumer, self.settings.dlq_topic, resume, self.decoder,
-                              self.progress, self.cancel):  # fmt: skip
+        for entry in scan_dlq(
+            consumer, self.settings.dlq_topic, resume, self.decoder, self.progress, self.cancel
+        ):
             if self.where(entry):
                 self._count(entry)
         self.summary.cancelled = self.cancel.is_set()
@@ -406,30 +415,49 @@ class Redrive:
         """This redrive's record in the redrive log (compacted, keyed by name), which
         `dlq redrives` reads: what it sent, and where those records end."""
         summary = self.summary
-        record = {**summary.to_dict(), "where": self.where_text, "started": self.started_ms,
-                  "updated": int(time.time() * 1000)}  # fmt: skip
+        record = {
+            **summary.to_dict(),
+            "where": self.where_text,
+            "started": self.started_ms,
+            "updated": int(time.time() * 1000),
+        }
         record["sent"] = summary.sent + summary.done_before
-        producer.produce(redrive_log_topic(self.settings.dlq_topic),
-                         json_output.dumps(record).encode(), summary.name.encode())  # fmt: skip
+        producer.produce(
+            redrive_log_topic(self.settings.dlq_topic),
+            json_output.dumps(record).encode(),
+            summary.name.encode(),
+        )
 
     def _produce(self, producer: Producer, entry: DlqEntry) -> None:
         headers = replay_headers(entry, self.summary.name)
         original_topic, original_partition, _ = entry.original
         target = self.targets.target(original_topic)
-        placed = self.targets.partition(original_topic, original_partition,
-                                        self._partitions(target))  # fmt: skip
+        placed = self.targets.partition(
+            original_topic, original_partition, self._partitions(target)
+        )
         where = {} if placed is None else {"partition": placed}
-        produce_when_room(producer, target, entry.value, entry.key, headers=headers,
-                          on_delivery=self._delivered, **where)  # fmt: skip
+        produce_when_room(
+            producer,
+            target,
+            entry.value,
+            entry.key,
+            headers=headers,
+            on_delivery=self._delivered,
+            **where,
+        )
         self.summary.sent += 1
 
     def _commit(self, producer: Producer, consumer: Consumer, positions: dict[int, int]) -> None:
         topic = self.settings.dlq_topic
         try:
             if positions:
-                call_within(GIVE_UP, producer.send_offsets_to_transaction,
-                            [TopicPartition(topic, p, o) for p, o in sorted(positions.items())],
-                            consumer.consumer_group_metadata(), CALL_TIMEOUT)  # fmt: skip
+                call_within(
+                    GIVE_UP,
+                    producer.send_offsets_to_transaction,
+                    [TopicPartition(topic, p, o) for p, o in sorted(positions.items())],
+                    consumer.consumer_group_metadata(),
+                    CALL_TIMEOUT,
+                )
             call_within(GIVE_UP, producer.commit_transaction, CALL_TIMEOUT)
         except (KafkaException, CallStuck) as exc:
             why = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
@@ -458,12 +486,15 @@ class RedriveOutcome:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "name": self.name, "where": self.where, "started": self.started_ms,
-            "sent": self.sent, "dead_lettered_again": self.dead_lettered_again,
+            "name": self.name,
+            "where": self.where,
+            "started": self.started_ms,
+            "sent": self.sent,
+            "dead_lettered_again": self.dead_lettered_again,
             "consumed": self.pending_partitions == 0,
             "processed": self.processed if self.pending_partitions == 0 else None,
             "group": self.group,
-        }  # fmt: skip
+        }
 
     def describe(self) -> str:
         """One line, as `dlq redrives` prints it."""
@@ -474,8 +505,10 @@ class RedriveOutcome:
             + f": {self.sent:,} sent · {self.dead_lettered_again:,} dead-lettered again"
         )
         if self.pending_partitions:
-            return line + (f" · not all consumed yet by {visible(self.group)} "
-                           f"({self.pending_partitions} target partitions behind)")  # fmt: skip
+            return line + (
+                f" · not all consumed yet by {visible(self.group)} "
+                f"({self.pending_partitions} target partitions behind)"
+            )
         return line + f" · {self.processed:,} processed"
 
 
@@ -497,8 +530,9 @@ def redrive_outcomes(settings: KafkaSettings, group: str) -> list[RedriveOutcome
     places = {(t, p) for record in log.values() for t, p, _ in record.get("target_ends", [])}
     committed: dict[tuple[str, int], int] = {}
     if places:
-        member = make_client(Consumer, settings.client_config(
-            **{"group.id": group, "enable.auto.commit": False}))  # fmt: skip
+        member = make_client(
+            Consumer, settings.client_config(**{"group.id": group, "enable.auto.commit": False})
+        )
         try:
             found = member.committed([TopicPartition(t, p) for t, p in sorted(places)], 10)
             committed = {(tp.topic, tp.partition): tp.offset for tp in found}
@@ -506,11 +540,16 @@ def redrive_outcomes(settings: KafkaSettings, group: str) -> list[RedriveOutcome
             member.close()
     outcomes = [
         RedriveOutcome(
-            name, record.get("where", ""), record.get("started", 0), record.get("sent", 0),
-            back[name], group,
-            sum(1 for t, p, end in record.get("target_ends", [])
-                if committed.get((t, p), -1) < end),
+            name,
+            record.get("where", ""),
+            record.get("started", 0),
+            record.get("sent", 0),
+            back[name],
+            group,
+            sum(
+                1 for t, p, end in record.get("target_ends", []) if committed.get((t, p), -1) < end
+            ),
         )
         for name, record in log.items()
-    ]  # fmt: skip
+    ]
     return sorted(outcomes, key=lambda o: o.started_ms)

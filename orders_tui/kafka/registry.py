@@ -48,8 +48,13 @@ class Compatibility:
 class Registry:
     """One client: its caches (schema by id) live as long as this object."""
 
-    def __init__(self, settings: RegistrySettings, timeout: float = 10.0, retries: int = 1,
-                 subject: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: RegistrySettings,
+        timeout: float = 10.0,
+        retries: int = 1,
+        subject: str | None = None,
+    ) -> None:
         self.settings = settings
         self.subject = subject  # the one to name when an id is under several
         self.name = f"the schema registry at {settings.shown_url}"
@@ -155,8 +160,13 @@ class Registry:
         except Exception as exc:
             raise self._failed(f"check the schema against subject {subject}", exc) from None
         reasons = answer.get("messages") or ([answer["reason"]] if answer.get("reason") else [])
-        return Compatibility(bool(answer.get("is_compatible")), subject, rule,
-                             f"version {latest.version}", [str(r) for r in reasons])  # fmt: skip
+        return Compatibility(
+            bool(answer.get("is_compatible")),
+            subject,
+            rule,
+            f"version {latest.version}",
+            [str(r) for r in reasons],
+        )
 
     def _rule(self, subject: str) -> str:
         for level in (subject, None):  # the subject's own rule, else the registry's

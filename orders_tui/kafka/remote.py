@@ -169,9 +169,11 @@ class EngineProcess:
         ours, theirs = context.Pipe()
         self._conn = ours
         self._process = context.Process(
-            target=_serve, args=(theirs, self.settings, self.options), daemon=True,
+            target=_serve,
+            args=(theirs, self.settings, self.options),
+            daemon=True,
             name="orders-tui-engine",
-        )  # fmt: skip
+        )
         self._process.start()
         theirs.close()
         threading.Thread(target=self._receive, name="orders-tui-engine-link", daemon=True).start()

@@ -56,8 +56,11 @@ class Command:
     def decode(cls, value: bytes) -> Command:
         """ValueError when `value` is not a command."""
         record = json.loads(value)
-        if (not isinstance(record, dict) or not isinstance(record.get("seq"), int)
-                or not isinstance(record.get("paused"), bool)):  # fmt: skip
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("seq"), int)
+            or not isinstance(record.get("paused"), bool)
+        ):
             raise ValueError("a command is an object with an integer seq and a boolean paused")
         return cls(record["seq"], record["paused"], str(record.get("by", "")))
 
@@ -80,9 +83,15 @@ class StatusPublisher:
 
 
 def new_status(group: str, member: str, **figures: object) -> MemberStatus:
-    return MemberStatus(group=group, member=member, host=HOST, pid=os.getpid(),
-                        version=__version__, updated_ms=time.time_ns() // 1_000_000,
-                        **figures)  # type: ignore[arg-type]  # fmt: skip
+    return MemberStatus(
+        group=group,
+        member=member,
+        host=HOST,
+        pid=os.getpid(),
+        version=__version__,
+        updated_ms=time.time_ns() // 1_000_000,
+        **figures,
+    )  # type: ignore[arg-type]
 
 
 class ControlFollower:
@@ -90,14 +99,14 @@ class ControlFollower:
     `group` to `obey` (the latest one first, at start). `caught_up` is set once the
     commands already there have been obeyed."""
 
-    def __init__(self, settings: KafkaSettings, topic: str, group: str,
-                 obey: Callable[[Command], None]) -> None:  # fmt: skip
+    def __init__(
+        self, settings: KafkaSettings, topic: str, group: str, obey: Callable[[Command], None]
+    ) -> None:
         self._settings, self._topic, self._group = settings, topic, group.encode()
         self._obey = obey
         self.caught_up = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="orders-tui-control",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(target=self._run, name="orders-tui-control", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -125,8 +134,10 @@ class ControlFollower:
                 if latest is not None and latest.seq > last_seq:
                     last_seq = latest.seq
                     self._obey(latest)
-                if any(msg.error() is not None and msg.error().code() == KafkaError._PARTITION_EOF
-                       for msg in messages):  # fmt: skip
+                if any(
+                    msg.error() is not None and msg.error().code() == KafkaError._PARTITION_EOF
+                    for msg in messages
+                ):
                     self.caught_up.set()
         finally:
             reader.close()

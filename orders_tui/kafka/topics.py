@@ -126,8 +126,14 @@ def partition_mismatches(metadata: ClusterMetadata, topics: list[str], asked: in
     return lines
 
 
-def _create(admin: AdminClient, settings: KafkaSettings, topics: list[str], partitions: int,
-            timeout: float, config: dict[str, str] | None) -> None:  # fmt: skip
+def _create(
+    admin: AdminClient,
+    settings: KafkaSettings,
+    topics: list[str],
+    partitions: int,
+    timeout: float,
+    config: dict[str, str] | None,
+) -> None:
     new = [
         NewTopic(t, partitions, settings.replication_factor, config=config or {}) for t in topics
     ]
@@ -185,8 +191,14 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> 
 
 
 # Answers of a broker still electing leaders (just started, or a node failed over).
-_LEADERLESS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                         KafkaError._TIMED_OUT, KafkaError._TRANSPORT})  # fmt: skip
+_LEADERLESS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
 
 
 def watermarks(consumer: object, partition: object, timeout: float = 10.0) -> tuple[int, int]:

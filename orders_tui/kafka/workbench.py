@@ -104,8 +104,9 @@ class Workbench:
 
     def start(self, where: str = "") -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="orders-tui-workbench",
-                                            daemon=True)  # fmt: skip
+            self._thread = threading.Thread(
+                target=self._run, name="orders-tui-workbench", daemon=True
+            )
             self._thread.start()
         self.filter(where)
 
@@ -139,8 +140,13 @@ class Workbench:
     def open_source(self, entry: DlqEntry) -> None:
         self._requests.put(("source", entry))
 
-    def redrive(self, keys: set[tuple[int, int]] | None, dry_run: bool, max_replays: int,
-                rate: float | None = None) -> None:  # fmt: skip
+    def redrive(
+        self,
+        keys: set[tuple[int, int]] | None,
+        dry_run: bool,
+        max_replays: int,
+        rate: float | None = None,
+    ) -> None:
         """Redrive the entries at `keys` (partition, offset), or all the filter picks."""
         self._start_job(self._redrive_job, keys, dry_run, max_replays, rate)
 
@@ -172,11 +178,16 @@ class Workbench:
             )
             # A fetch is answered at once (the broker's default waits up to 500 ms for
             # more): paging back fetches a few records from each partition.
-            fetcher = dlq_reader(self.settings, **{"max.partition.fetch.bytes": FETCH_BYTES,
-                                                   "queued.max.messages.kbytes": 1024,
-                                                   "fetch.queue.backoff.ms": 10,
-                                                   "fetch.wait.max.ms": 10,
-                                                   "enable.partition.eof": True})  # fmt: skip
+            fetcher = dlq_reader(
+                self.settings,
+                **{
+                    "max.partition.fetch.bytes": FETCH_BYTES,
+                    "queued.max.messages.kbytes": 1024,
+                    "fetch.queue.backoff.ms": 10,
+                    "fetch.wait.max.ms": 10,
+                    "enable.partition.eof": True,
+                },
+            )
             fetcher.list_topics(self.settings.dlq_topic, timeout=10)  # connected before asked
             scan: Iterator[None] | None = None
             while not self._stop.is_set():
@@ -198,8 +209,14 @@ class Workbench:
                 elif request == "jump_offset":
                     partition, offset, count = arg
                     index = self._index
-                    row = next((i for i in range(len(index)) if index.partitions[i] == partition
-                                and index.offsets[i] >= offset), len(index) - 1)  # fmt: skip
+                    row = next(
+                        (
+                            i
+                            for i in range(len(index))
+                            if index.partitions[i] == partition and index.offsets[i] >= offset
+                        ),
+                        len(index) - 1,
+                    )
                     self._show(fetcher, max(0, row - count // 2), count)
                     self._publish(jump=(self.view.jump[0] + 1, max(0, row)))
                 elif request == "source":
@@ -227,8 +244,17 @@ class Workbench:
         reader.unassign()  # stop following: its fetches would delay the scan's requests
         self._filter, self._index, self._triage = chosen, _Index(), Triage()
         self._tail_from = None
-        self._publish(where=where, error="", scanning=True, read=0, total=0, matched=0,
-                      window_start=0, window=(), triage=None)  # fmt: skip
+        self._publish(
+            where=where,
+            error="",
+            scanning=True,
+            read=0,
+            total=0,
+            matched=0,
+            window_start=0,
+            window=(),
+            triage=None,
+        )
         return self._scan(reader)
 
     def _scan(self, reader: Consumer) -> Iterator[None]:
@@ -244,14 +270,19 @@ class Workbench:
                 self._index.add(entry)
                 self._triage.add(entry.failure, entry.timestamp_ms)
             if step % SCAN_STEP == 0:
-                self._publish(read=progress.read, total=progress.total,
-                              matched=len(self._index))  # fmt: skip
+                self._publish(read=progress.read, total=progress.total, matched=len(self._index))
                 yield
         cancelled = self._cancel_scan.is_set()
         self._index.sort_by_time()
         note = "scan cancelled: showing what it found" if cancelled else ""
-        self._publish(scanning=False, read=progress.read, total=progress.total,
-                      matched=len(self._index), triage=self._triage, error=note)  # fmt: skip
+        self._publish(
+            scanning=False,
+            read=progress.read,
+            total=progress.total,
+            matched=len(self._index),
+            triage=self._triage,
+            error=note,
+        )
         if not cancelled:  # follow the topic from where the scan stopped
             self._tail_from = dict(progress.ends)
             reader.assign([TopicPartition(topic, p, o) for p, o in self._tail_from.items()])
@@ -322,21 +353,33 @@ class Workbench:
             return chosen
         return lambda entry: (entry.partition, entry.offset) in keys
 
-    def _redrive_job(self, keys: set[tuple[int, int]] | None, dry_run: bool, max_replays: int,
-                     rate: float | None) -> str:  # fmt: skip
+    def _redrive_job(
+        self, keys: set[tuple[int, int]] | None, dry_run: bool, max_replays: int, rate: float | None
+    ) -> str:
         from orders_tui.kafka.redrive import Redrive, redrive_name, replay_targets
 
         what = self._filter.text if keys is None else f"selection {sorted(keys)}"
         name = redrive_name(self.settings.dlq_topic, what)
         progress = ScanProgress()
-        redrive = Redrive(self.settings, self._picks(keys), name, max_replays,
-                          replay_targets(self.settings), rate=rate,
-                          dry_run=dry_run, decoder=self.decoder, progress=progress,
-                          cancel=self._cancel_job)  # fmt: skip
+        redrive = Redrive(
+            self.settings,
+            self._picks(keys),
+            name,
+            max_replays,
+            replay_targets(self.settings),
+            rate=rate,
+            dry_run=dry_run,
+            decoder=self.decoder,
+            progress=progress,
+            cancel=self._cancel_job,
+        )
         doing = "planning" if dry_run else "redriving"
-        watcher = _Watch(lambda: self._publish(
-            job=f"{doing}: {progress.read:,} of ~{progress.total:,} read · "
-                f"{redrive.summary.sent:,} sent (esc cancels)"))  # fmt: skip
+        watcher = _Watch(
+            lambda: self._publish(
+                job=f"{doing}: {progress.read:,} of ~{progress.total:,} read · "
+                f"{redrive.summary.sent:,} sent (esc cancels)"
+            )
+        )
         with watcher:
             summary = redrive.run()
         return summary.describe().replace("\n", " · ")
@@ -355,14 +398,22 @@ class Workbench:
         progress = ScanProgress()
         written = 0
         target = Path(path).expanduser()
-        watcher = _Watch(lambda: self._publish(
-            job=f"exporting: {progress.read:,} of ~{progress.total:,} read · "
-                f"{written:,} written"))  # fmt: skip
+        watcher = _Watch(
+            lambda: self._publish(
+                job=f"exporting: {progress.read:,} of ~{progress.total:,} read · "
+                f"{written:,} written"
+            )
+        )
         reader = dlq_reader(self.settings)
         try:
             with target.open("w", encoding="utf-8") as out, watcher:
-                for entry in scan_dlq(reader, self.settings.dlq_topic, decoder=self.decoder,
-                                      progress=progress, cancel=self._cancel_job):  # fmt: skip
+                for entry in scan_dlq(
+                    reader,
+                    self.settings.dlq_topic,
+                    decoder=self.decoder,
+                    progress=progress,
+                    cancel=self._cancel_job,
+                ):
                     if picks(entry):
                         out.write(json_output.dumps(entry.to_json()) + "\n")
                         written += 1
@@ -391,8 +442,13 @@ class _Watch:
         self._done.set()
 
 
-def _fetch(consumer: Consumer, topic: str, wanted: list[tuple[int, int]],
-           decoder: Decoder, timeout: float = 10.0) -> dict[tuple[int, int], DlqEntry]:  # fmt: skip
+def _fetch(
+    consumer: Consumer,
+    topic: str,
+    wanted: list[tuple[int, int]],
+    decoder: Decoder,
+    timeout: float = 10.0,
+) -> dict[tuple[int, int], DlqEntry]:
     """The records at `wanted` places: every partition read at once, each in runs of
     nearby offsets (a seek between runs)."""
     runs: dict[int, list[list[int]]] = {}

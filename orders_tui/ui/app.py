@@ -146,8 +146,9 @@ class OrdersApp(App[None]):
             elif isinstance(event, EngineEnded):
                 status_changed = True
             elif isinstance(event, Notice):
-                notify_literally(self, event.text,
-                                 severity="error" if event.error else "information")  # fmt: skip
+                notify_literally(
+                    self, event.text, severity="error" if event.error else "information"
+                )
         retries.tick()
         self._ticks += 1
         # Under load (a tick bringing more than a person reads) the tables repaint every
@@ -265,9 +266,14 @@ class OrdersApp(App[None]):
             self.workbench = Workbench(self.engine.settings, self.decode)
         engine = self.engine
         self.push_screen(
-            WorkbenchScreen(self.workbench, engine.max_replays, engine.config.group,
-                            edit_filter=edit_filter, read_only=self.read_only)
-        )  # fmt: skip
+            WorkbenchScreen(
+                self.workbench,
+                engine.max_replays,
+                engine.config.group,
+                edit_filter=edit_filter,
+                read_only=self.read_only,
+            )
+        )
 
     def action_workbench_filter(self) -> None:
         self.action_workbench(edit_filter=True)

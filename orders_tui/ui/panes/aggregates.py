@@ -90,21 +90,28 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         return text
 
     @staticmethod
-    def _compact(summary: dict, by_type: dict[str, str], stats: PipelineStats,
-                 now: float) -> Text:  # fmt: skip
+    def _compact(summary: dict, by_type: dict[str, str], stats: PipelineStats, now: float) -> Text:
         """Every figure in six lines of at most ~26 characters, for a narrow pane (at
         80x24): nothing hides below the pane's edge."""
         lines = [
-            [("count", f"{summary['processed']:,}"), ("of", f"{summary['consumed']:,}"),
-             ("", f"{stats.rate.rate(now):,.1f}/s")],
+            [
+                ("count", f"{summary['processed']:,}"),
+                ("of", f"{summary['consumed']:,}"),
+                ("", f"{stats.rate.rate(now):,.1f}/s"),
+            ],
             [("Σ", _money(summary["total_price"])), ("avg", _money(summary["average_price"]))],
             [("min", _money(summary["min_price"])), ("max", _money(summary["max_price"]))],
-            [("retries", f"{summary['retry_attempts']:,}"),
-             ("recovered", f"{summary['recovered']:,}")],
-            [("dead", f"{summary['dead_lettered']:,}"), ("perm", by_type.get("permanent", "0")),
-             ("exh", by_type.get("retries_exhausted", "0"))],
+            [
+                ("retries", f"{summary['retry_attempts']:,}"),
+                ("recovered", f"{summary['recovered']:,}"),
+            ],
+            [
+                ("dead", f"{summary['dead_lettered']:,}"),
+                ("perm", by_type.get("permanent", "0")),
+                ("exh", by_type.get("retries_exhausted", "0")),
+            ],
             [("undecodable", by_type.get("deserialization", "0"))],
-        ]  # fmt: skip
+        ]
         text = Text(no_wrap=True, overflow="ellipsis")
         for number, line in enumerate(lines):
             if number:
@@ -120,9 +127,17 @@ class AggregatesPane(VerticalScroll, can_focus=True):
         summary = stats.summary(now)
         # Redrawn when a figure changed, or each second for the rate and the sparkline:
         # an idle screen costs next to nothing.
-        shown = (summary["consumed"], summary["processed"], summary["dead_lettered"],
-                 summary["retry_attempts"], summary["total_price"], tuple(lag.items()),
-                 int(now), self.size.width, tuple(stats.schemas_seen.items()))  # fmt: skip
+        shown = (
+            summary["consumed"],
+            summary["processed"],
+            summary["dead_lettered"],
+            summary["retry_attempts"],
+            summary["total_price"],
+            tuple(lag.items()),
+            int(now),
+            self.size.width,
+            tuple(stats.schemas_seen.items()),
+        )
         if shown == self._shown:
             return
         self._shown = shown
@@ -133,10 +148,14 @@ class AggregatesPane(VerticalScroll, can_focus=True):
             ("average", _money(summary["average_price"]), "recovered", f"{summary['recovered']:,}"),
             ("min", _money(summary["min_price"]), "dead-lettered", f"{summary['dead_lettered']:,}"),
             ("max", _money(summary["max_price"]), "  permanent", by_type.get("permanent", "0")),
-            ("orders/s", f"{stats.rate.rate(now):,.1f}", "  exhausted",
-             by_type.get("retries_exhausted", "0")),
+            (
+                "orders/s",
+                f"{stats.rate.rate(now):,.1f}",
+                "  exhausted",
+                by_type.get("retries_exhausted", "0"),
+            ),
             ("", "", "  undecodable", by_type.get("deserialization", "0")),
-        ]  # fmt: skip
+        ]
         wide = self.size.width >= NARROW_BELOW
         figures = self._grid(rows, wide) if wide else self._compact(summary, by_type, stats, now)
         self.figures.set(figures, layout=wide != self._wide)
@@ -221,8 +240,10 @@ def member_lines(fleet: Fleet, now: float) -> Text:
         state = member_state(m, now)
         style = "" if state == RUNNING else "dim"
         text.append("\n")
-        text.append({RUNNING: "● ", STALE: "◌ ", STOPPED: "○ "}[state],
-                    style="green" if state == RUNNING else "red")  # fmt: skip
+        text.append(
+            {RUNNING: "● ", STALE: "◌ ", STOPPED: "○ "}[state],
+            style="green" if state == RUNNING else "red",
+        )
         text.append_text(literal(f"{m.member}@{m.host}", style))
         parts = ",".join(str(p) for p in m.partitions) or "-"
         text.append(f"  p{parts}  {m.orders_per_second:,.0f}/s  lag {m.lag:,}", style=style)

@@ -47,7 +47,7 @@ class RetriesPane(RowTable):
         self.upsert(
             key,
             (event.order_id, f"{event.attempts}/{max_attempts}", final, reason),
-        )  # fmt: skip
+        )
 
     def tick(self) -> None:
         """Refresh the countdowns of orders still waiting; one that reached `due` stays

@@ -96,8 +96,9 @@ class SourceScreen(ModalScreen[None]):
             body = entry_details(self.record)
         shown = Static(body, id="entry")
         if self.record is not None:
-            shown.border_title = f"source {self.record.topic}[{self.record.partition}]@" \
-                                 f"{self.record.offset}"  # fmt: skip
+            shown.border_title = (
+                f"source {self.record.topic}[{self.record.partition}]@{self.record.offset}"
+            )
         yield shown
         yield Footer()
 
@@ -129,8 +130,15 @@ class WorkbenchScreen(Screen[None]):
         *(Binding(str(n), f"choose_group({n})", show=False) for n in range(1, 10)),
     ]
 
-    def __init__(self, workbench: Workbench, max_replays: int, group: str, where: str = "",
-                 edit_filter: bool = False, read_only: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        workbench: Workbench,
+        max_replays: int,
+        group: str,
+        where: str = "",
+        edit_filter: bool = False,
+        read_only: bool = False,
+    ) -> None:
         super().__init__()
         self.read_only = read_only  # no redrive, no export (a served, read-only session)
         self.workbench = workbench
@@ -152,8 +160,12 @@ class WorkbenchScreen(Screen[None]):
         self._awaiting_redrives = False
 
     def compose(self) -> ComposeResult:
-        yield Input(self.initial_where, placeholder="filter, e.g. type=permanent price>1200 "
-                    "(enter applies; syntax in the README)", id="filter")  # fmt: skip
+        yield Input(
+            self.initial_where,
+            placeholder="filter, e.g. type=permanent price>1200 "
+            "(enter applies; syntax in the README)",
+            id="filter",
+        )
         yield Static(id="wb-status")
         yield Rows(id="wb-rows")
         yield Static(id="wb-triage")
@@ -226,15 +238,19 @@ class WorkbenchScreen(Screen[None]):
         line = Text()
         if view.scanning:
             done = 100 * view.read // max(view.total, 1)
-            line.append(f"scanning {view.read:,} of ~{view.total:,} ({done}%) · esc cancels · ",
-                        style="yellow")  # fmt: skip
+            line.append(
+                f"scanning {view.read:,} of ~{view.total:,} ({done}%) · esc cancels · ",
+                style="yellow",
+            )
         line.append(f"{view.matched:,} entries", style="bold")
         if view.where:
             line.append(" match ")
             line.append_text(literal(view.where, "cyan"))
         if view.matched:
-            line.append(f" · row {self.position + 1:,} of {view.matched:,} "
-                        f"({100 * (self.position + 1) // view.matched}%)")  # fmt: skip
+            line.append(
+                f" · row {self.position + 1:,} of {view.matched:,} "
+                f"({100 * (self.position + 1) // view.matched}%)"
+            )
             line.append(" · following the newest" if self.following else "", style="green")
         chosen = "all matching" if self.all_selected else f"{len(self.selected):,}"
         if self.all_selected or self.selected:
@@ -248,10 +264,23 @@ class WorkbenchScreen(Screen[None]):
 
     def _rows(self, view: WorkbenchView) -> Table:
         table = Table(expand=True, box=None, padding=(0, 1), show_edge=False)
-        for name, width in (("", 1), ("time", 19), ("type", 17), ("original", 18),
-                            ("price", 9), ("reason", None), ("", 1)):  # fmt: skip
-            table.add_column(name, width=width, min_width=width, ratio=None if width else 1,
-                             no_wrap=True, overflow="ellipsis")  # fmt: skip
+        for name, width in (
+            ("", 1),
+            ("time", 19),
+            ("type", 17),
+            ("original", 18),
+            ("price", 9),
+            ("reason", None),
+            ("", 1),
+        ):
+            table.add_column(
+                name,
+                width=width,
+                min_width=width,
+                ratio=None if width else 1,
+                no_wrap=True,
+                overflow="ellipsis",
+            )
         top = self._top(view)
         shown = min(view.matched, top + self.page) - top
         # A scrollbar over all the filter picks, not over the rows fetched: its thumb is
@@ -282,12 +311,16 @@ class WorkbenchScreen(Screen[None]):
         return table
 
     def _triage(self, triage: Triage) -> Text:
-        text = Text(f"triage of {triage.total.count:,} entries: count, first-last seen, "
-                    "reason (press 1-9 to filter to it)\n", style="bold")  # fmt: skip
+        text = Text(
+            f"triage of {triage.total.count:,} entries: count, first-last seen, "
+            "reason (press 1-9 to filter to it)\n",
+            style="bold",
+        )
         ranked = sorted(triage.by_reason.items(), key=lambda item: -item[1].count)[:9]
         for n, ((error_type, reason), group) in enumerate(ranked, start=1):
-            text.append(f" {n}  {group.count:>9,}  {_clock(group.first_ms)}-"
-                        f"{_clock(group.last_ms)}  ")  # fmt: skip
+            text.append(
+                f" {n}  {group.count:>9,}  {_clock(group.first_ms)}-{_clock(group.last_ms)}  "
+            )
             text.append_text(literal(f"[{error_type}] {reason}"))
             text.append("\n")
         by_type = sorted(triage.by_type.items(), key=lambda item: -item[1].count)
@@ -301,7 +334,7 @@ class WorkbenchScreen(Screen[None]):
                 )
             )
         )
-        text.append("\n")  # fmt: skip
+        text.append("\n")
         counts, _, _ = triage.over_time(48)
         top = max(counts) or 1
         text.append(" over time " + "".join(" ▁▂▃▄▅▆▇█"[round(c / top * 8)] for c in counts))
