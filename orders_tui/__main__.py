@@ -1,3 +1,3 @@
-from orders_tui.cli import main
+from orders_tui.cli.main import main
 
 raise SystemExit(main())

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from orders_tui.cli import build_parser
+from orders_tui.cli.main import build_parser
 from orders_tui.kafka.config import KafkaSettings
 from tests.conftest import _free_port_pair
 
@@ -129,7 +129,7 @@ SECRET = "alice-secret-9f2c"
     ],
 )
 def test_a_malformed_credential_line_is_named_without_its_value(tmp_path, capsys, line):
-    from orders_tui.cli import main
+    from orders_tui.cli.main import main
 
     props = tmp_path / "client.properties"
     props.write_text(f"security.protocol=SASL_SSL\n{line}\n")
@@ -143,7 +143,7 @@ def test_a_malformed_credential_line_is_named_without_its_value(tmp_path, capsys
 
 
 def test_a_credential_is_never_echoed_in_an_error_about_another_property(capsys):
-    from orders_tui.cli import main
+    from orders_tui.cli.main import main
 
     code = main(
         ["produce", "-b", "127.0.0.1:1", "-X", "security.protocol=SASL_PLAINTEXT",
@@ -165,7 +165,7 @@ def test_dashboard_refuses_a_bad_property_before_the_screen_opens():
 
 
 def test_headless_report_lines_show_control_characters_instead_of_sending_them(capsys):
-    from orders_tui.cli import _say
+    from orders_tui.cli.output import say as _say
 
     _say("not drained: orders[0] lag 5; held by evil\x1b]0;pwned\x07@host")
     err = capsys.readouterr().err
@@ -187,7 +187,7 @@ def test_headless_report_lines_show_control_characters_instead_of_sending_them(c
     ],
 )
 def test_non_finite_numbers_are_refused_before_anything_runs(flags, capsys):
-    from orders_tui.cli import main
+    from orders_tui.cli.main import main
 
     with pytest.raises(SystemExit) as exited:
         main(["consume", "--headless", "-b", "127.0.0.1:1", *flags])
@@ -197,7 +197,7 @@ def test_non_finite_numbers_are_refused_before_anything_runs(flags, capsys):
 
 
 def test_non_finite_rate_is_refused(capsys):
-    from orders_tui.cli import main
+    from orders_tui.cli.main import main
 
     with pytest.raises(SystemExit):
         main(["produce", "-b", "127.0.0.1:1", "--rate", "inf"])
@@ -206,7 +206,7 @@ def test_non_finite_rate_is_refused(capsys):
 
 @pytest.mark.parametrize("flags", [["-b", ""], ["-b", " "], ["-X", "bootstrap.servers="]])
 def test_an_empty_broker_address_is_refused_saying_so(flags, capsys):
-    from orders_tui.cli import main
+    from orders_tui.cli.main import main
 
     assert main(["produce", *flags]) == 2
     assert capsys.readouterr().err.startswith(

@@ -89,7 +89,7 @@ def test_spring_3_3_naming_the_exception_its_own_cause_and_a_blank_message_read_
 
 
 def test_spring_binary_numbers_are_shown_as_numbers_everywhere_and_kept_raw_in_json():
-    from orders_tui.dlq_commands import format_dlq_line
+    from orders_tui.cli.dlq_commands import format_dlq_line
     from orders_tui.domain.failure import short_type
     from orders_tui.kafka.dlq import DlqEntry
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orders_tui.cli import main
+from orders_tui.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

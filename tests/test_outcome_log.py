@@ -2,7 +2,7 @@
 
 import json
 
-from orders_tui.cli import _open_outcome_log
+from orders_tui.cli.consume import open_outcome_log as _open_outcome_log
 from orders_tui.kafka.pipeline import Finished
 
 

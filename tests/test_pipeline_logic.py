@@ -126,8 +126,9 @@ class StandInConsumer:
                 for tp in tps]  # fmt: skip
 
     def committed(self, tps, timeout: float | None = None) -> list[TopicPartition]:
-        return [TopicPartition(tp.topic, tp.partition, self.stored.get((tp.topic, tp.partition), -1001))
-                for tp in tps]  # fmt: skip
+        stored = self.stored
+        return [TopicPartition(t.topic, t.partition, stored.get((t.topic, t.partition), -1001))
+                for t in tps]  # fmt: skip
 
     def store_offsets(self, offsets) -> None:
         for tp in offsets:
@@ -562,7 +563,7 @@ def test_idle_exit_waits_for_what_is_left_then_names_it_and_who_holds_it(
 
 
 def test_consume_exits_3_when_not_drained_and_says_what_is_left(monkeypatch, capsys):
-    from orders_tui.cli import main
+    from orders_tui.cli.main import main
     from orders_tui.kafka.pipeline import DrainResult
 
     def not_drained(self, idle_exit=None):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from orders_tui.cli import main
+from orders_tui.cli.main import main
 from orders_tui.domain.codec import decode
 from orders_tui.domain.order import MAX_PRICE, MIN_PRICE
 from tests.kafka_helpers import read_all

@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from orders_tui.cli import format_summary
+from orders_tui.cli.consume import format_summary
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.schema import order_schema
 from orders_tui.kafka.config import RegistrySettings

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from orders_tui import json_output
+from orders_tui.cli.options import add_connection_flags
 from orders_tui.errors import UserError
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.visible import visible
@@ -96,7 +97,7 @@ def run_register(args: argparse.Namespace, settings: KafkaSettings) -> int:
     return 0
 
 
-def add_schema(sub: argparse._SubParsersAction, add_connection_flags) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "schema",
         help="check or register an Order schema in the schema registry",

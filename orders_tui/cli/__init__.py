@@ -1,0 +1,1 @@
+"""The `orders-tui` command (`main`): a module per subcommand, shared options in `options`."""
