@@ -34,7 +34,7 @@ import time
 from _common import fresh_topics, parse_args, report
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from orders_tui.domain.codec import encode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import OrderFactory
 from orders_tui.kafka.producer import PRODUCER_DEFAULTS
 

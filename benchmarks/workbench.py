@@ -19,7 +19,7 @@ import time
 from _common import fresh_topics, parse_args
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from orders_tui.domain.codec import encode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import OrderFactory
 from orders_tui.kafka.workbench import Workbench
 

@@ -14,8 +14,8 @@ from orders_tui.domain.codec import (
     WriterSchemaUnavailable,
     decode,
     detect_format,
-    encode,
 )
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import MAX_PRICE, MIN_PRICE, Order, OrderFactory
 from orders_tui.domain.schema import order_schema
 
@@ -122,7 +122,7 @@ def test_order_ids_are_valid_version_4_uuids():
 
 
 def test_direct_encoder_writes_what_fastavro_writes():
-    from orders_tui.domain import codec
+    from orders_tui.domain import encoding
 
     factory = OrderFactory(11)
     orders = [factory() for _ in range(2000)]
@@ -131,21 +131,21 @@ def test_direct_encoder_writes_what_fastavro_writes():
         Order("ü" * 70, "名前 [bold]x[/] \x1b[31m", -1.5),
         Order("a" * 5000, "b" * 64, 1e308),
     ]
-    assert codec.encode_schemaless is codec._encode_direct
+    assert encoding.encode_schemaless is encoding._encode_direct
     for order in orders:
-        assert codec._encode_direct(order) == codec._encode_fastavro(order)
+        assert encoding._encode_direct(order) == encoding._encode_fastavro(order)
 
 
 @pytest.mark.parametrize("path", ["_decode_direct", "_decode_common"])
 def test_direct_decoders_agree_with_fastavro_on_valid_and_mangled_bytes(path):
     import random
 
-    from orders_tui.domain import codec
+    from orders_tui.domain import codec, encoding
 
     rng = random.Random(4)
     factory = OrderFactory(12)
-    samples = [codec.encode(factory()) for _ in range(300)]
-    samples.append(codec.encode(Order("x" * 300, "ü" * 100, 7.5)))  # multi-byte lengths
+    samples = [encoding.encode(factory()) for _ in range(300)]
+    samples.append(encoding.encode(Order("x" * 300, "ü" * 100, 7.5)))  # multi-byte lengths
     mangled = []
     for data in samples:
         for _ in range(10):
@@ -161,7 +161,7 @@ def test_direct_decoders_agree_with_fastavro_on_valid_and_mangled_bytes(path):
             reference = codec._to_order(
                 fastavro.schemaless_reader(io.BytesIO(data), codec._PARSED, None)
             )
-            consumed_all = len(codec._encode_fastavro(reference)) == len(data)
+            consumed_all = len(encoding._encode_fastavro(reference)) == len(data)
         except Exception:
             reference, consumed_all = None, False
         if direct is not None:

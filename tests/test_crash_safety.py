@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from orders_tui.domain.codec import encode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.producer import OrderProducer

@@ -14,7 +14,8 @@ import fastavro
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orders_tui.domain.codec import DecodeError, Decoder, WireFormat, encode
+from orders_tui.domain.codec import DecodeError, Decoder, WireFormat
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.rules import FailureRules, Outcome
 from orders_tui.domain.schema import schema_path

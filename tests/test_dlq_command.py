@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import Producer
 
-from orders_tui.domain.codec import encode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from tests.kafka_helpers import cli
 

@@ -18,7 +18,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from orders_tui.domain.codec import WireFormat, decode, encode
+from orders_tui.domain.codec import WireFormat, decode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings

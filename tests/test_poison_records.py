@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from orders_tui.domain.codec import encode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.dlq import DlqEntry

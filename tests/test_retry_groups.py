@@ -16,7 +16,8 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from orders_tui.domain.codec import decode, encode
+from orders_tui.domain.codec import decode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.retry_topics import RetryState

@@ -9,11 +9,12 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from orders_tui.domain.codec import encode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.kafka.engine import Engine
 from orders_tui.ui.app import OrdersApp
-from orders_tui.ui.screens.workbench import Confirm, Prompt, SourceScreen, WorkbenchScreen
+from orders_tui.ui.screens.dialogs import Confirm, Prompt
+from orders_tui.ui.screens.workbench import SourceScreen, WorkbenchScreen
 from tests.kafka_helpers import read_all
 from tests.ui_helpers import screen_text, wait_for
 

@@ -4,7 +4,7 @@ threads would have put on its queue."""
 
 from __future__ import annotations
 
-from orders_tui.domain.codec import encode
+from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry

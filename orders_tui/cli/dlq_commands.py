@@ -236,7 +236,7 @@ def run_replay(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
 def run_redrives(args: argparse.Namespace, settings: KafkaSettings) -> int:
     """`orders-tui dlq redrives`: each redrive, and what became of what it sent."""
-    from orders_tui.kafka.redrive import redrive_outcomes
+    from orders_tui.kafka.redrive_log import redrive_outcomes
 
     _require_topic(settings)
     outcomes = redrive_outcomes(settings, args.group)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, WireFormat, encode_many
+from orders_tui.domain.codec import DEFAULT_SCHEMA_ID, WireFormat
+from orders_tui.domain.encoding import encode_many
 from orders_tui.domain.order import CHUNK, Order, OrderFactory
 from orders_tui.domain.pacing import PACED_LINGER, Pace
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text

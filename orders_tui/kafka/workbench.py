@@ -385,7 +385,7 @@ class Workbench:
         return summary.describe().replace("\n", " · ")
 
     def _redrives_job(self, group: str) -> str:
-        from orders_tui.kafka.redrive import redrive_outcomes
+        from orders_tui.kafka.redrive_log import redrive_outcomes
 
         self._publish(job="reading the redrive log and the DLQ…")
         outcomes = redrive_outcomes(self.settings, group)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 from rich.table import Table
 from rich.text import Text
@@ -22,6 +23,7 @@ from orders_tui.kafka.dlq import DlqEntry
 from orders_tui.kafka.workbench import Workbench, WorkbenchView
 from orders_tui.ui.footer import Footer
 from orders_tui.ui.panes.dlq import TYPE_STYLES
+from orders_tui.ui.screens.dialogs import Confirm, Prompt
 from orders_tui.ui.screens.dlq_entry import DlqEntryScreen, entry_details
 from orders_tui.ui.text import literal, notify_literally
 
@@ -37,47 +39,6 @@ def reason_pattern(normalised: str) -> str:
     """A regex for the reasons a triage group folded together (# stood for numbers)."""
     parts = [re.escape(part) for part in normalised.split(NUMBER_MARK)]
     return "^" + r"-?\d[\d.,]*".join(parts) + "$"
-
-
-class Prompt(ModalScreen[str | None]):
-    """One line of input (a time to jump to, a file to export to)."""
-
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
-
-    def __init__(self, label: str, value: str = "") -> None:
-        super().__init__()
-        self.label, self.value = label, value
-
-    def compose(self) -> ComposeResult:
-        yield Static(self.label, id="prompt-label")
-        yield Input(self.value, id="prompt-input")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
-
-
-class Confirm(ModalScreen[bool]):
-    """A question (enter: yes, esc: no), or with `question=False` a text to read."""
-
-    BINDINGS = [Binding("enter,y", "yes", "Go"), Binding("escape,n,q", "no", "Cancel")]
-
-    def __init__(self, text: str, question: bool = True) -> None:
-        super().__init__()
-        self.text = text
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        yield Static(literal(self.text), id="confirm")
-        yield Footer()
-
-    def action_yes(self) -> None:
-        self.dismiss(self.question)
-
-    def action_no(self) -> None:
-        self.dismiss(False)
 
 
 class SourceScreen(ModalScreen[None]):
@@ -208,9 +169,11 @@ class WorkbenchScreen(Screen[None]):
             return
         self._shown_version = view.version
         self.query_one("#wb-status", Static).update(self._status(view))
-        self.query_one("#wb-rows", Rows).update(self._rows(view))
+        self.query_one("#wb-rows", Rows).update(
+            rows_table(view, self._top(view), self.page, self.position, self._is_chosen)
+        )
         if self.show_triage and view.triage is not None:
-            self.query_one("#wb-triage", Static).update(self._triage(view.triage))
+            self.query_one("#wb-triage", Static).update(triage_text(view.triage))
 
     def _top(self, view: WorkbenchView) -> int:
         """The first row on screen: the cursor stays on it unless near the end."""
@@ -262,83 +225,8 @@ class WorkbenchScreen(Screen[None]):
             line.append_text(literal(view.error, "bold red"))
         return line
 
-    def _rows(self, view: WorkbenchView) -> Table:
-        table = Table(expand=True, box=None, padding=(0, 1), show_edge=False)
-        for name, width in (
-            ("", 1),
-            ("time", 19),
-            ("type", 17),
-            ("original", 18),
-            ("price", 9),
-            ("reason", None),
-            ("", 1),
-        ):
-            table.add_column(
-                name,
-                width=width,
-                min_width=width,
-                ratio=None if width else 1,
-                no_wrap=True,
-                overflow="ellipsis",
-            )
-        top = self._top(view)
-        shown = min(view.matched, top + self.page) - top
-        # A scrollbar over all the filter picks, not over the rows fetched: its thumb is
-        # where the screen is in the whole DLQ, as tall as the screen's share of it.
-        thumb_from = top * shown // max(view.matched, 1)
-        thumb_to = thumb_from + max(1, shown * shown // max(view.matched, 1))
-        by_row = {view.window_start + i: e for i, e in enumerate(view.window)}
-        for line, row in enumerate(range(top, top + shown)):
-            entry = by_row.get(row)
-            style = "reverse" if row == self.position else ""
-            bar = Text("█" if thumb_from <= line < thumb_to else "│", style="dim")
-            if entry is None:
-                table.add_row("", "…", "", "", "", "", bar, style=style)
-                continue
-            topic, partition, offset = entry.original
-            mark = "✓" if self.all_selected or _key(entry) in self.selected else ""
-            order = entry.order
-            table.add_row(
-                mark,
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.timestamp_ms / 1000)),
-                literal(short_type(entry.error_type) or "?", TYPE_STYLES.get(entry.error_type, "")),
-                literal(f"{topic}[{partition}]@{offset}"),
-                f"{order.price:,.2f}" if order is not None else "",
-                literal(entry.reason),
-                bar,
-                style=style,
-            )
-        return table
-
-    def _triage(self, triage: Triage) -> Text:
-        text = Text(
-            f"triage of {triage.total.count:,} entries: count, first-last seen, "
-            "reason (press 1-9 to filter to it)\n",
-            style="bold",
-        )
-        ranked = sorted(triage.by_reason.items(), key=lambda item: -item[1].count)[:9]
-        for n, ((error_type, reason), group) in enumerate(ranked, start=1):
-            text.append(
-                f" {n}  {group.count:>9,}  {_clock(group.first_ms)}-{_clock(group.last_ms)}  "
-            )
-            text.append_text(literal(f"[{error_type}] {reason}"))
-            text.append("\n")
-        by_type = sorted(triage.by_type.items(), key=lambda item: -item[1].count)
-        text.append(" by type: ")
-        text.append_text(literal(" · ".join(f"{t} {g.count:,}" for t, g in by_type)))
-        text.append("\n by original partition: ")
-        text.append_text(
-            literal(
-                " · ".join(
-                    f"{name} {count:,}" for name, count in triage.by_partition.most_common(8)
-                )
-            )
-        )
-        text.append("\n")
-        counts, _, _ = triage.over_time(48)
-        top = max(counts) or 1
-        text.append(" over time " + "".join(" ▁▂▃▄▅▆▇█"[round(c / top * 8)] for c in counts))
-        return text
+    def _is_chosen(self, entry: DlqEntry) -> bool:
+        return self.all_selected or _key(entry) in self.selected
 
     def _current(self) -> DlqEntry | None:
         view = self.workbench.view
@@ -497,3 +385,84 @@ def _clock(ms: int | None) -> str:
 
 def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def rows_table(
+    view: WorkbenchView, top: int, page: int, position: int, chosen: Callable[[DlqEntry], bool]
+) -> Table:
+    """The rows from `top` that fit a `page`, the cursor's at `position`, with a
+    scrollbar over everything the filter picks."""
+    table = Table(expand=True, box=None, padding=(0, 1), show_edge=False)
+    for name, width in (
+        ("", 1),
+        ("time", 19),
+        ("type", 17),
+        ("original", 18),
+        ("price", 9),
+        ("reason", None),
+        ("", 1),
+    ):
+        table.add_column(
+            name,
+            width=width,
+            min_width=width,
+            ratio=None if width else 1,
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    shown = min(view.matched, top + page) - top
+    # A scrollbar over all the filter picks, not over the rows fetched: its thumb is
+    # where the screen is in the whole DLQ, as tall as the screen's share of it.
+    thumb_from = top * shown // max(view.matched, 1)
+    thumb_to = thumb_from + max(1, shown * shown // max(view.matched, 1))
+    by_row = {view.window_start + i: e for i, e in enumerate(view.window)}
+    for line, row in enumerate(range(top, top + shown)):
+        entry = by_row.get(row)
+        style = "reverse" if row == position else ""
+        bar = Text("█" if thumb_from <= line < thumb_to else "│", style="dim")
+        if entry is None:
+            table.add_row("", "…", "", "", "", "", bar, style=style)
+            continue
+        topic, partition, offset = entry.original
+        mark = "✓" if chosen(entry) else ""
+        order = entry.order
+        table.add_row(
+            mark,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.timestamp_ms / 1000)),
+            literal(short_type(entry.error_type) or "?", TYPE_STYLES.get(entry.error_type, "")),
+            literal(f"{topic}[{partition}]@{offset}"),
+            f"{order.price:,.2f}" if order is not None else "",
+            literal(entry.reason),
+            bar,
+            style=style,
+        )
+    return table
+
+
+def triage_text(triage: Triage) -> Text:
+    """The triage panel: the top reasons (1-9 filter to one), by type, by original
+    partition, and a sparkline over time."""
+    text = Text(
+        f"triage of {triage.total.count:,} entries: count, first-last seen, "
+        "reason (press 1-9 to filter to it)\n",
+        style="bold",
+    )
+    ranked = sorted(triage.by_reason.items(), key=lambda item: -item[1].count)[:9]
+    for n, ((error_type, reason), group) in enumerate(ranked, start=1):
+        text.append(f" {n}  {group.count:>9,}  {_clock(group.first_ms)}-{_clock(group.last_ms)}  ")
+        text.append_text(literal(f"[{error_type}] {reason}"))
+        text.append("\n")
+    by_type = sorted(triage.by_type.items(), key=lambda item: -item[1].count)
+    text.append(" by type: ")
+    text.append_text(literal(" · ".join(f"{t} {g.count:,}" for t, g in by_type)))
+    text.append("\n by original partition: ")
+    text.append_text(
+        literal(
+            " · ".join(f"{name} {count:,}" for name, count in triage.by_partition.most_common(8))
+        )
+    )
+    text.append("\n")
+    counts, _, _ = triage.over_time(48)
+    top = max(counts) or 1
+    text.append(" over time " + "".join(" ▁▂▃▄▅▆▇█"[round(c / top * 8)] for c in counts))
+    return text
