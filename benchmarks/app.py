@@ -34,8 +34,7 @@ from keys import FrameClock
 from orders_tui.domain.retry import Backoff
 from orders_tui.domain.rules import FailureRules
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.engine import EngineOptions
-from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.engine_config import EngineConfig, EngineOptions
 from orders_tui.kafka.producer import OrderProducer
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
@@ -74,7 +73,7 @@ async def drive_app(settings: KafkaSettings, count: int) -> dict[str, float]:
             if not app.is_running:
                 raise RuntimeError("the dashboard stopped before the backlog was done")
             now = time.perf_counter()
-            stats = engine.stats  # a fresh snapshot from the engine process each tick
+            stats = engine.view().stats  # a fresh snapshot from the engine process each tick
             if start is None and stats.consumed:
                 start = stats.started  # as the headless run: from before it subscribed
             if stats.processed + stats.dead_lettered >= count:

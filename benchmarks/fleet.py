@@ -59,8 +59,7 @@ from keys import FrameClock
 from orders_tui.domain.codec import _PARSED
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.consumer_set import pipeline_instance_id
-from orders_tui.kafka.engine import EngineOptions
-from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.engine_config import EngineConfig, EngineOptions
 from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.pipeline import CONSUMER_DEFAULTS
 from orders_tui.kafka.producer import OrderProducer
@@ -162,7 +161,7 @@ async def watch(settings: KafkaSettings, group: str, status_topic: str,
         while True:
             await asyncio.sleep(0.01)
             now = time.monotonic()
-            for member in observer.fleet.members.values():
+            for member in observer.view().fleet.members.values():
                 seen.setdefault(member.member, set()).add(member.updated_ms)
             if press_keys and now >= next_key:
                 latencies.append(await clock.tab())

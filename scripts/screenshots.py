@@ -21,8 +21,7 @@ from pathlib import Path
 
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.engine import EngineOptions
-from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.engine_config import EngineConfig, EngineOptions
 from orders_tui.kafka.observer import Observer
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.kafka.topics import ensure_topics
@@ -40,7 +39,7 @@ async def shoot(bootstrap: str, size: tuple[int, int], name: str, view: str = ""
     app = OrdersApp(engine)
     async with app.run_test(size=size) as pilot:
         deadline = time.monotonic() + 30
-        while not (app.connected and engine.stats.started) and time.monotonic() < deadline:
+        while not (app.connected and engine.view().stats.started) and time.monotonic() < deadline:
             await pilot.pause(0.2)
         for _ in range(3):
             await pilot.press("p")
@@ -112,7 +111,9 @@ async def shoot_watch(bootstrap: str) -> None:
     app = OrdersApp(Observer(settings, options))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            while not (app.engine.fleet and len(app.engine.fleet.live(time.time())) == 3):
+            while not (
+                app.engine.view().fleet and len(app.engine.view().fleet.live(time.time())) == 3
+            ):
                 await pilot.pause(0.2)
             await pilot.pause(3.0)  # the group settles its partitions
             await pilot.press("P")

@@ -17,8 +17,7 @@ from textual.pilot import Pilot
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.kafka.engine import EngineOptions
-from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.engine_config import EngineConfig, EngineOptions
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
 from orders_tui.ui.panes.dlq import DlqPane
@@ -45,7 +44,7 @@ async def running_app(engine: EngineProcess) -> AsyncIterator[tuple[OrdersApp, P
     """The dashboard at 120x40, once it is connected and its pipeline has started."""
     app = OrdersApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.connected and engine.stats.started)
+        await wait_for(pilot, lambda: app.connected and engine.view().stats.started)
         yield app, pilot
 
 
@@ -53,9 +52,9 @@ async def test_p_produces_orders_that_appear_and_are_counted(engine):
     async with running_app(engine) as (app, pilot):
         await pilot.press("p")
         orders = app.query_one(OrdersPane)
-        await wait_for(pilot, lambda: engine.stats.consumed == 15 and orders.row_count == 15)
+        await wait_for(pilot, lambda: engine.view().stats.consumed == 15 and orders.row_count == 15)
         await pilot.press("p")
-        await wait_for(pilot, lambda: engine.stats.consumed == 30 and orders.row_count == 30)
+        await wait_for(pilot, lambda: engine.view().stats.consumed == 30 and orders.row_count == 30)
         await wait_for(pilot, lambda: re.search(r"consumed\s+30\b", screen_text(app)) is not None)
         text = screen_text(app)
         assert "● connected" in text
@@ -70,18 +69,18 @@ async def test_p_produces_orders_that_appear_and_are_counted(engine):
 async def test_space_pauses_and_resumes_consumption(engine):
     async with running_app(engine) as (app, pilot):
         await pilot.press("p")
-        await wait_for(pilot, lambda: engine.stats.consumed == 15)
+        await wait_for(pilot, lambda: engine.view().stats.consumed == 15)
         await pilot.press("space")
-        await wait_for(pilot, lambda: engine.pipeline_paused)
+        await wait_for(pilot, lambda: engine.view().pipeline_paused)
         assert "consumer PAUSED" in screen_text(app)
         await pilot.press("p")
-        await wait_for(pilot, lambda: engine.produced == 30)
+        await wait_for(pilot, lambda: engine.view().produced == 30)
         # While paused the lag grows to the 15 new orders, and none is consumed.
-        await wait_for(pilot, lambda: sum(engine.lag.values()) == 15)
-        assert engine.stats.consumed == 15
+        await wait_for(pilot, lambda: sum(engine.view().lag.values()) == 15)
+        assert engine.view().stats.consumed == 15
         await wait_for(pilot, lambda: re.search(r"lag 15\b", screen_text(app)) is not None)
         await pilot.press("space")
-        await wait_for(pilot, lambda: engine.stats.consumed == 30)
+        await wait_for(pilot, lambda: engine.view().stats.consumed == 30)
         assert "consumer RUNNING" in screen_text(app)
 
 
@@ -135,7 +134,7 @@ async def test_replay_is_refused_after_max_replays(engine, settings):
         refusal = f"{settings.dlq_topic}[0]@0 was replayed 3 times already (--max-replays 3)"
         await wait_for(pilot, lambda: any(refusal in n.message for n in app._notifications))
         await pilot.press("p")  # an order through the same producer, after the refusal
-        await wait_for(pilot, lambda: engine.produced == 15)
+        await wait_for(pilot, lambda: engine.view().produced == 15)
     sent = read_all(settings.bootstrap_servers, settings.topic)
     assert len(sent) == 15 and all(m.key() != b"tired-key" for m in sent)
 
@@ -170,7 +169,7 @@ async def test_no_broker_shows_disconnected_then_connects_by_itself(tmp_path):
 async def test_q_quits_within_2_seconds_and_commits_what_was_done(engine, settings, group):
     async with running_app(engine) as (_app, pilot):
         await pilot.press("p")
-        await wait_for(pilot, lambda: engine.stats.consumed == 15)
+        await wait_for(pilot, lambda: engine.view().stats.consumed == 15)
         started = time.monotonic()
         await pilot.press("q")
         await asyncio.sleep(0)
@@ -193,12 +192,14 @@ async def test_shift_p_streams_orders_until_pressed_again(engine):
     async with running_app(engine) as (app, pilot):
         await pilot.press("P")
         assert "streaming 10/s" in screen_text(app)
-        await wait_for(pilot, lambda: engine.produced >= 10 and engine.stats.consumed >= 10)
+        await wait_for(
+            pilot, lambda: engine.view().produced >= 10 and engine.view().stats.consumed >= 10
+        )
         await pilot.press("P")
         await pilot.pause(0.5)
-        stopped_at = engine.produced
+        stopped_at = engine.view().produced
         await pilot.pause(1.5)
-        assert engine.produced == stopped_at
+        assert engine.view().produced == stopped_at
         assert "streaming" not in screen_text(app)
 
 

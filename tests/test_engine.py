@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from orders_tui.kafka.commands import SetStreaming
 from orders_tui.kafka.engine import DlqEntrySeen, Engine, broker_answered
 from orders_tui.kafka.events import ROWS_SHOWN
 from tests.kafka_helpers import group_members
@@ -94,8 +95,7 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(own_broke
     stream says it waits and sends nothing new; after, it resumes at 20/s without a
     burst for the time it missed, and every order it counted is on the topic once."""
     from orders_tui.kafka.config import KafkaSettings
-    from orders_tui.kafka.engine import EngineOptions
-    from orders_tui.kafka.engine_config import EngineConfig
+    from orders_tui.kafka.engine_config import EngineConfig, EngineOptions
     from orders_tui.kafka.topics import ensure_topics
     from tests.kafka_helpers import read_all
 
@@ -106,18 +106,18 @@ def test_the_stream_waits_while_kafka_is_down_then_resumes_at_its_rate(own_broke
         ensure_topics(settings, [settings.topic, settings.dlq_topic])
         engine = Engine(settings, EngineOptions(EngineConfig(group="stream"), rate=20.0))
         engine.start()
-        _wait(lambda: engine.connected, 30, "the engine to connect")
-        engine.toggle_stream()
-        _wait(lambda: engine.produced >= 40, 10, "40 orders streamed")
+        _wait(lambda: engine.view().connected, 30, "the engine to connect")
+        engine.send(SetStreaming(True))
+        _wait(lambda: engine.view().produced >= 40, 10, "40 orders streamed")
         broker.stop()
-        _wait(lambda: engine.stream_waiting, 15, "the stream to say it waits")
+        _wait(lambda: engine.view().stream_waiting, 15, "the stream to say it waits")
         time.sleep(3)  # 60 orders' worth of time the stream must not make up for
         broker.start()
-        resumed = _wait(lambda: not engine.stream_waiting, 60, "the stream to resume")
+        resumed = _wait(lambda: not engine.view().stream_waiting, 60, "the stream to resume")
         time.sleep(4)
-        engine.toggle_stream()
+        engine.send(SetStreaming(False))
         time.sleep(1)
-        produced = engine.produced
+        produced = engine.view().produced
     finally:
         if engine is not None:
             engine.stop(timeout=3)
@@ -136,7 +136,7 @@ DASHBOARD_STAND_IN = """
 import sys, time
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.engine_config import EngineConfig
-from orders_tui.kafka.engine import EngineOptions
+from orders_tui.kafka.engine_config import EngineOptions
 from orders_tui.kafka.remote import EngineProcess
 
 if __name__ == "__main__":
@@ -144,7 +144,7 @@ if __name__ == "__main__":
     engine = EngineProcess(KafkaSettings(bootstrap, topic, dlq),
                            EngineOptions(EngineConfig(group=group)))
     engine.start()
-    while not engine.connected:
+    while not engine.view().connected:
         time.sleep(0.1)
     print(engine.pid, flush=True)
     time.sleep(600)

@@ -58,7 +58,7 @@ def test_the_fleet_rate_can_be_read_while_the_fleet_thread_adds_to_it():
         deadline = time.monotonic() + 1.0
         reads = 0
         while time.monotonic() < deadline:
-            observer.stats.rate.history(10**9)
+            observer.view().stats.rate.history(10**9)
             reads += 1
     finally:
         stop.set()

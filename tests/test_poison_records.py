@@ -20,8 +20,7 @@ from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
 from orders_tui.domain.retry import Backoff
 from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.kafka.engine import EngineOptions
-from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.engine_config import EngineConfig, EngineOptions
 from orders_tui.kafka.remote import EngineProcess
 from orders_tui.ui.app import OrdersApp
 from tests.hostile_records import LIMITS, corpus
@@ -175,12 +174,15 @@ async def test_the_dashboard_reads_hostile_records_and_its_engine_lives_on(setti
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(
                 pilot,
-                lambda: engine.stats.processed == len(good) and app.dlq.row_count == len(CORPUS),
+                lambda: (
+                    engine.view().stats.processed == len(good)
+                    and app.dlq.row_count == len(CORPUS)
+                ),
                 timeout=60,
             )
             entries = list(app.dlq.entries.values())
             assert sorted(e.value for e in entries) == sorted(CORPUS.values())
-            assert engine.ended is None
+            assert engine.view().ended is None
             assert _peak_rss_mb(engine.pid) < PEAK_RSS_MB
     finally:
         engine.stop()

@@ -59,12 +59,12 @@ def test_allow_topic_adds_targets_and_to_sends_everything_to_one():
 
 def test_the_dashboards_replay_is_refused_for_a_foreign_topic():
     from orders_tui.kafka.dlq import DlqEntry
-    from orders_tui.kafka.engine import Engine
+    from orders_tui.kafka.engine import replay_refusal
 
     entry = DlqEntry("orders-dlq", 0, 5, 0, b"k", b"v",
                      [("original_topic", b"orders-tui-control"),
                       ("original_partition", b"0"), ("original_offset", b"1")])  # fmt: skip
-    refusal = Engine.replay_refusal(entry, 3, replay_targets(SETTINGS))
+    refusal = replay_refusal(entry, 3, replay_targets(SETTINGS))
     assert refusal.startswith("cannot replay: its original topic 'orders-tui-control' is never")
 
 

@@ -98,11 +98,11 @@ async def test_bidi_overrides_and_zero_width_characters_are_shown_as_escapes():
 
 async def test_the_header_says_the_stream_waits_while_kafka_is_away():
     app = sample_app()
-    app.engine.streaming = True
+    app.engine.shown = replace(app.engine.shown, streaming=True)
     async with app.run_test(size=(160, 40)) as pilot:
         await _load(pilot)
         assert "streaming 10/s" in screen_text(app)
-        app.engine.stream_waiting = True
+        app.engine.shown = replace(app.engine.shown, stream_waiting=True)
         await pilot.pause(0.3)
         text = screen_text(app)
     assert "stream waiting for Kafka" in text and "streaming 10/s" not in text
@@ -197,7 +197,7 @@ async def test_the_header_says_when_the_schema_registry_is_away_and_the_pane_wha
     app = sample_app()
     app.engine.settings = replace(app.engine.settings,
                                   registry=RegistrySettings("http://registry:8081"))  # fmt: skip
-    app.engine.pipeline.stats.schemas_seen = {
+    app.engine.shown.stats.schemas_seen = {
         "orders-value v1 (id 7)": 1200,
         "\x1b[31morders-value v2 (id 9)": 34,
     }

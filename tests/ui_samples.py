@@ -1,16 +1,24 @@
 """A fixed data set for the dashboard: the same events and figures every run, so layout
-snapshots are stable. The engine is the real one, not started; the events are what its
-threads would have put on its queue."""
+snapshots are stable. The engine is a stand-in that shows a fixed view (what an engine's
+`view()` answers) and keeps what it is asked; the events are what an engine's threads
+would have put on its queue."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from orders_tui.domain.encoding import encode
 from orders_tui.domain.order import Order
+from orders_tui.domain.stats import PipelineStats
+from orders_tui.kafka.commands import EngineCommand, SetPaused, SetStreaming
 from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.kafka.engine import DlqEntrySeen, Engine
+from orders_tui.kafka.engine import DlqEntrySeen
+from orders_tui.kafka.engine_api import EngineView
+from orders_tui.kafka.engine_config import EngineOptions
 from orders_tui.kafka.events import (
     EngineStatus,
+    EventQueue,
     OrderSeen,
     OrderState,
     RetryEnd,
@@ -76,9 +84,36 @@ def sample_events() -> list:
     return events
 
 
+class FixedEngine:
+    """An engine that shows `shown` and keeps what it was sent (pause and stream requests
+    show at once, as a real engine's do); it connects to nothing."""
+
+    def __init__(self, settings: KafkaSettings, shown: EngineView) -> None:
+        self.settings = settings
+        self.options = EngineOptions()
+        self.events = EventQueue()
+        self.shown = shown
+        self.sent: list[EngineCommand] = []
+
+    def view(self) -> EngineView:
+        return self.shown
+
+    def send(self, command: EngineCommand) -> None:
+        self.sent.append(command)
+        if isinstance(command, SetPaused):
+            self.shown = replace(self.shown, paused=command.paused)
+        elif isinstance(command, SetStreaming):
+            self.shown = replace(self.shown, streaming=command.on)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 2.0) -> None:
+        pass
+
+
 def sample_app() -> OrdersApp:
-    engine = Engine(KafkaSettings("localhost:9092", "orders", "orders-dlq"))
-    stats = engine.pipeline.stats  # its figures, which the dashboard reads as snapshots
+    stats = PipelineStats()
     stats.started = NOW - 60
     prices = [_order(i).price for i in range(24) if _order(i).price <= 1000]
     for second in range(30):
@@ -90,5 +125,6 @@ def sample_app() -> OrdersApp:
         stats.add_dead_lettered(["permanent"])
     stats.add_dead_lettered(["retries_exhausted"])
     stats.add_dead_lettered(["deserialization"])
-    engine.lag = {0: 0, 1: 12, 2: 3}
+    shown = EngineView(stats=stats, lag={0: 0, 1: 12, 2: 3})
+    engine = FixedEngine(KafkaSettings("localhost:9092", "orders", "orders-dlq"), shown)
     return OrdersApp(engine, clock=lambda: NOW, start_engine=False)

@@ -14,7 +14,7 @@ def run(args: argparse.Namespace, settings: KafkaSettings) -> int:
     from confluent_kafka.admin import AdminClient
 
     from orders_tui.kafka.config import make_client
-    from orders_tui.kafka.engine import EngineOptions
+    from orders_tui.kafka.engine_config import EngineOptions
     from orders_tui.kafka.remote import EngineProcess
     from orders_tui.ui.app import OrdersApp
 
@@ -35,10 +35,10 @@ def run(args: argparse.Namespace, settings: KafkaSettings) -> int:
         app.run()
     finally:
         engine.stop()
-    if engine.ended is not None:
+    if engine.view().ended is not None:
         from orders_tui.visible import visible
 
-        first, *log_lines = engine.ended.splitlines()
+        first, *log_lines = engine.view().ended.splitlines()
         print(f"{PROG}: {visible(first)}", file=sys.stderr)
         for line in log_lines:
             print(f"  {visible(line)}", file=sys.stderr)

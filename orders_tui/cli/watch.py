@@ -39,8 +39,7 @@ def run(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
     from orders_tui.domain.rules import FailureRules
     from orders_tui.kafka.config import make_client
-    from orders_tui.kafka.engine import EngineOptions
-    from orders_tui.kafka.engine_config import EngineConfig
+    from orders_tui.kafka.engine_config import EngineConfig, EngineOptions
     from orders_tui.kafka.observer import Observer
     from orders_tui.ui.app import OrdersApp
 

@@ -60,7 +60,6 @@ WAITING = frozenset(
 class Delivery:
     """What the pipeline needs from either guarantee."""
 
-    exactly_once: bool
     consumer_settings: dict[str, object]
     # The last settle only had to wait (WAITING): the call goes on, and the next
     # completes it.
@@ -83,7 +82,7 @@ class Delivery:
     def refuses(self, error: KafkaError) -> bool:
         """Whether a failed delivery means the cluster will not take that record (not
         that a transaction failed: that is handled where it is committed)."""
-        return refuses_the_record(error, self.exactly_once)
+        return True
 
     def poll(self, timeout: float) -> None:
         """Serve delivery callbacks; ProducerFailed when the producer is broken for good
@@ -111,7 +110,6 @@ class Delivery:
 
 
 class AtLeastOnce(Delivery):
-    exactly_once = False
     consumer_settings: dict[str, object] = {
         "enable.auto.offset.store": False,  # stored once their orders are done
         "enable.auto.commit": True,  # ... and auto-commit sends what was stored
@@ -145,7 +143,6 @@ class AtLeastOnce(Delivery):
 
 
 class Transactional(Delivery):
-    exactly_once = True
     consumer_settings: dict[str, object] = {
         "enable.auto.commit": False,  # offsets go with the transaction
         "enable.auto.offset.store": False,
@@ -186,6 +183,9 @@ class Transactional(Delivery):
     @property
     def blocked(self) -> bool:
         return self._committing or self._unsettled or self._running is not None
+
+    def refuses(self, error: KafkaError) -> bool:
+        return error.code() not in TRANSACTION_STATE_ERRORS
 
     def begin(self, timeout: float) -> None:
         # Aborts what a crashed predecessor with the same transactional id left open.
@@ -357,11 +357,6 @@ TRANSACTION_STATE_ERRORS = frozenset(
         KafkaError.INVALID_TXN_STATE,
     }
 )
-
-
-def refuses_the_record(error: KafkaError, exactly_once: bool) -> bool:
-    """Whether a failed delivery means the cluster will not take this record."""
-    return not (exactly_once and error.code() in TRANSACTION_STATE_ERRORS)
 
 
 def refusal(topic: str, error: KafkaError) -> str:

@@ -1,8 +1,9 @@
 """Everything the dashboard runs, on threads of its own: connecting, the pipeline, a
 producer for `p` / `P` and replays, a DLQ tail, and a lag monitor.
 
-A front end calls the methods below (they only queue requests or set flags) and drains
-`events` at its own pace; it never touches a librdkafka client.
+A front end sends typed commands (`send`: they only queue requests or set flags), reads
+an immutable `view()` and drains `events` at its own pace; it never touches a
+librdkafka client.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from confluent_kafka import (
     Consumer,
@@ -28,10 +29,18 @@ from orders_tui.domain.pacing import Pace
 from orders_tui.domain.replay_targets import ReplayTargets, ReplayVerdict
 from orders_tui.domain.stats import PipelineStats
 from orders_tui.errors import BrokerUnreachable, UserError
-from orders_tui.kafka.commands import Produce, Replay, SetStreaming
+from orders_tui.kafka.commands import (
+    EngineCommand,
+    Produce,
+    Replay,
+    SetPaused,
+    SetStreaming,
+    Stop,
+)
 from orders_tui.kafka.config import KafkaSettings, make_client, plain_reader
 from orders_tui.kafka.dlq import DlqEntry, replay_headers
-from orders_tui.kafka.engine_config import EngineConfig
+from orders_tui.kafka.engine_api import EngineView
+from orders_tui.kafka.engine_config import EngineOptions
 from orders_tui.kafka.events import ROWS_SHOWN, EngineStatus, EventQueue, Notice, OrderSeen
 from orders_tui.kafka.pipeline import Pipeline
 from orders_tui.kafka.producer import OrderProducer, make_producer
@@ -57,18 +66,6 @@ class DlqEntrySeen:
     entry: DlqEntry
 
 
-@dataclass
-class EngineOptions:
-    """What the dashboard's flags set, besides the connection."""
-
-    config: EngineConfig = field(default_factory=EngineConfig)
-    batch_size: int = 15
-    rate: float = 10.0
-    max_replays: int = 3
-    partitions: int | None = None  # for topics it creates (DEFAULT_PARTITIONS); given: checked
-    seed: int | None = None
-
-
 def coalesce(events: list) -> list:
     """Every event, except that only the newest ROWS_SHOWN orders and DLQ entries are
     kept: under load a tick brings thousands, and a pane would trim the older ones."""
@@ -84,29 +81,39 @@ def broker_answered(error: KafkaError) -> bool:
     return error.code() >= 0
 
 
+def replay_refusal(entry: DlqEntry, max_replays: int, targets: ReplayTargets) -> str:
+    """Why `entry` may not be replayed, or "" when it may (the replay policy of
+    `dlq replay`, less the existence of the topic, which sending finds out)."""
+    original = entry.original[0]
+    verdict = targets.verdict(original, entry.replay_count, max_replays)
+    if verdict is ReplayVerdict.AT_MAX_REPLAYS:
+        return (
+            f"refused: {entry.topic}[{entry.partition}]@{entry.offset} was replayed "
+            f"{entry.replay_count} times already (--max-replays {max_replays})"
+        )
+    if verdict is ReplayVerdict.NO_TARGET:
+        return "cannot replay: the entry has no original_topic header"
+    if verdict is ReplayVerdict.NOT_ALLOWED:
+        return f"cannot replay: {targets.refusal(original)} (dlq replay takes those flags)"
+    return ""
+
+
 class EngineBase:
     """What every engine behind the dashboard runs besides consuming: connecting, a
     producer for `p` / `P` and replays, a DLQ tail and a lag monitor. `Engine` adds the
     pipeline; `Observer` (observer.py) a view of a fleet that consumes elsewhere."""
 
-    fleet: Fleet | None = None  # a local engine shows its own figures
-    ended: str | None = None  # runs on the front end's threads: it ends with them
-
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
         self.settings = settings
+        self.options = options
         self.config = options.config
-        self.batch_size = options.batch_size
-        self.rate = options.rate
-        self.max_replays = options.max_replays
-        self.partitions = options.partitions
-        self.seed = options.seed
         self.events = EventQueue()
-        self.lag: dict[int, int] = {}
-        self.connected = False
-        self.streaming = False
-        self.stream_waiting = False
-        self.produced = 0
+        self._lag: dict[int, int] = {}
+        self._connected = False
+        self._streaming = False
+        self._stream_waiting = False
+        self._produced = 0
         self._commands: queue.Queue[Produce | SetStreaming | Replay] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -123,39 +130,59 @@ class EngineBase:
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def produce_batch(self, count: int | None = None) -> None:
-        self._commands.put(Produce(count or self.batch_size))
+    def send(self, command: EngineCommand) -> None:
+        """A front end's request: queued, or a flag set, never waited on."""
+        match command:
+            case Produce():
+                self._commands.put(command)
+            case SetStreaming(on) if on != self._streaming:
+                self._streaming = on
+                self._commands.put(command)
+            case SetPaused(paused):
+                self._set_paused(paused)
+            case Replay(entry):
+                self._queue_replay(entry)
+            case Stop():
+                self.stop()
 
-    def toggle_stream(self) -> None:
-        self._commands.put(SetStreaming(not self.streaming))
-        self.streaming = not self.streaming
+    def view(self) -> EngineView:
+        return EngineView(
+            stats=self._stats(),
+            lag=dict(self._lag),
+            connected=self._connected,
+            streaming=self._streaming,
+            stream_waiting=self._stream_waiting,
+            produced=self._produced,
+            paused=self._pause_requested(),
+            pipeline_paused=self._pause_in_effect(),
+            fleet=self._fleet_seen(),
+        )
 
-    @staticmethod
-    def replay_refusal(entry: DlqEntry, max_replays: int, targets: ReplayTargets) -> str:
-        """Why `entry` may not be replayed, or "" when it may (the replay policy of
-        `dlq replay`, less the existence of the topic, which sending finds out)."""
-        original = entry.original[0]
-        verdict = targets.verdict(original, entry.replay_count, max_replays)
-        if verdict is ReplayVerdict.AT_MAX_REPLAYS:
-            return (
-                f"refused: {entry.topic}[{entry.partition}]@{entry.offset} was replayed "
-                f"{entry.replay_count} times already (--max-replays {max_replays})"
-            )
-        if verdict is ReplayVerdict.NO_TARGET:
-            return "cannot replay: the entry has no original_topic header"
-        if verdict is ReplayVerdict.NOT_ALLOWED:
-            return f"cannot replay: {targets.refusal(original)} (dlq replay takes those flags)"
-        return ""
+    # ---- what each kind of engine answers its own way ----
 
-    def replay(self, entry: DlqEntry) -> bool:
-        """Queue a replay of `entry` to its original topic; False (with a notice) when it
-        was replayed `max_replays` times already or has no original topic."""
-        refusal = self.replay_refusal(entry, self.max_replays, replay_targets(self.settings))
+    def _stats(self) -> PipelineStats:
+        raise NotImplementedError
+
+    def _set_paused(self, paused: bool) -> None:
+        raise NotImplementedError
+
+    def _pause_requested(self) -> bool:
+        raise NotImplementedError
+
+    def _pause_in_effect(self) -> bool:
+        raise NotImplementedError
+
+    def _fleet_seen(self) -> Fleet | None:
+        return None  # a local engine shows its own figures
+
+    def _queue_replay(self, entry: DlqEntry) -> None:
+        """A replay of `entry` to its original topic, queued; refused (with a notice)
+        when it was replayed `max_replays` times already or has no original topic."""
+        refusal = replay_refusal(entry, self.options.max_replays, replay_targets(self.settings))
         if refusal:
             self.events.put(Notice(refusal, error=True))
-            return False
+            return
         self._commands.put(Replay(entry))
-        return True
 
     # ---- threads ----
 
@@ -171,7 +198,7 @@ class EngineBase:
                 ensure_topics(
                     settings,
                     [settings.topic, settings.dlq_topic],
-                    self.partitions,
+                    self.options.partitions,
                     timeout=3.0,
                     on_mismatch=lambda line: self.events.put(Notice(line, error=True)),
                 )
@@ -201,7 +228,7 @@ class EngineBase:
         producer: OrderProducer | None = None  # made on first use: Faker loads slowly
         replayer = make_producer(self.settings)
         streaming = False
-        pace = Pace(self.rate, time.monotonic())
+        pace = Pace(self.options.rate, time.monotonic())
         failures_shown = 0
         while not self._stop.is_set():
             wait = POLL if not streaming else min(POLL, pace.wait(time.monotonic()))
@@ -220,27 +247,27 @@ class EngineBase:
                     producer.send(count)
                 case SetStreaming(on):
                     streaming = on
-                    pace = Pace(self.rate, time.monotonic())
+                    pace = Pace(self.options.rate, time.monotonic())
                     self.events.put(Notice("streaming orders" if on else "stream stopped"))
                 case Replay(entry):
                     self._replay(replayer, entry)
-            if streaming and not self.connected:
-                if not self.stream_waiting:
-                    self.stream_waiting = True
+            if streaming and not self._connected:
+                if not self._stream_waiting:
+                    self._stream_waiting = True
                     self.events.put(Notice("stream waiting: Kafka is unreachable", error=True))
             elif streaming:
-                if self.stream_waiting:
-                    self.stream_waiting = False
-                    pace = Pace(self.rate, time.monotonic())
+                if self._stream_waiting:
+                    self._stream_waiting = False
+                    pace = Pace(self.options.rate, time.monotonic())
                     self.events.put(Notice("Kafka is back: streaming orders again"))
                 owed = pace.owed(time.monotonic())
                 if owed:
                     pace.sent_now(len(producer.send(owed)))
             else:
-                self.stream_waiting = False
+                self._stream_waiting = False
             if producer is not None:
                 producer.poll(0)
-                self.produced = producer.delivered
+                self._produced = producer.delivered
                 if producer.failed > failures_shown:
                     self.events.put(
                         Notice(
@@ -259,14 +286,16 @@ class EngineBase:
         """Schemaless Avro; with a schema registry, Confluent framing with the id the
         Order schema has there (registered when new). Paced: it serves the stream."""
         if self.settings.registry is None:
-            return OrderProducer(self.settings, WireFormat.SCHEMALESS, seed=self.seed, paced=True)
+            return OrderProducer(
+                self.settings, WireFormat.SCHEMALESS, seed=self.options.seed, paced=True
+            )
         from orders_tui.kafka.registry import Registry
 
         registered = Registry(self.settings.registry).register_order_schema(self.settings.topic)
         return OrderProducer(
             self.settings,
             WireFormat.CONFLUENT,
-            seed=self.seed,
+            seed=self.options.seed,
             schema_id=registered.schema_id,
             paced=True,
         )
@@ -299,7 +328,7 @@ class EngineBase:
             self.events.put(
                 Notice(
                     f"replayed {entry.topic}[{entry.partition}]@{entry.offset} to {topic} "
-                    f"(replay {entry.replay_count + 1} of {self.max_replays})"
+                    f"(replay {entry.replay_count + 1} of {self.options.max_replays})"
                 )
             )
         else:
@@ -401,7 +430,7 @@ class EngineBase:
                     for tp in tps:
                         _, high = reader.get_watermark_offsets(tp, timeout=2)
                         lag[tp.partition] = max(0, high - max(0, committed.get(tp.partition, 0)))
-                    self.lag = lag
+                    self._lag = lag
                     self._set_connected(True)
                 except KafkaException as exc:
                     error = exc.args[0]
@@ -413,8 +442,8 @@ class EngineBase:
             reader.close()
 
     def _set_connected(self, connected: bool, detail: str = "") -> None:
-        if connected != self.connected or not connected:
-            self.connected = connected
+        if connected != self._connected or not connected:
+            self._connected = connected
             self.events.put(EngineStatus(connected, detail))
 
 
@@ -426,31 +455,24 @@ class Engine(EngineBase):
         self.pipeline = Pipeline(settings, self.config, self.events)
         self.pipeline.shutdown_seconds = PIPELINE_SHUTDOWN_SECONDS
 
-    @property
-    def stats(self) -> PipelineStats:
+    def _stats(self) -> PipelineStats:
         return self.pipeline.stats.snapshot()  # the pipeline's thread goes on counting
 
     def stop(self, timeout: float = 2.0) -> None:
         self.pipeline.stop()
         super().stop(timeout)
 
-    def toggle_pause(self) -> bool:
-        """Pause or resume consumption; returns True when now paused."""
-        if self.pipeline.pause_requested:
+    def _set_paused(self, paused: bool) -> None:
+        if paused:
+            self.pipeline.pause()
+        else:
             self.pipeline.resume()
-            return False
-        self.pipeline.pause()
-        return True
 
-    @property
-    def paused(self) -> bool:
-        """Pause requested (the header shows it at once)."""
-        return self.pipeline.pause_requested
+    def _pause_requested(self) -> bool:
+        return self.pipeline.pause_requested  # the header shows it at once
 
-    @property
-    def pipeline_paused(self) -> bool:
-        """Pause in effect: the pipeline thread has paused its partitions."""
-        return self.pipeline.paused
+    def _pause_in_effect(self) -> bool:
+        return self.pipeline.paused  # the pipeline's thread has paused its partitions
 
     def _run_threads(self) -> None:
         self._spawn(self._run_pipeline, "orders-tui-pipeline")

@@ -37,3 +37,15 @@ class EngineConfig:
         if self.retry_topic_prefix:
             return []
         return retry_topic_names(shared_retry_prefix(source_topic), self.rules.max_retries)
+
+
+@dataclass
+class EngineOptions:
+    """What the dashboard's flags set, besides the connection."""
+
+    config: EngineConfig = field(default_factory=EngineConfig)
+    batch_size: int = 15
+    rate: float = 10.0
+    max_replays: int = 3
+    partitions: int | None = None  # for topics it creates (DEFAULT_PARTITIONS); given: checked
+    seed: int | None = None

@@ -19,7 +19,8 @@ from orders_tui.domain.stats import PipelineStats, RateMeter
 from orders_tui.kafka.config import KafkaSettings, plain_reader
 from orders_tui.kafka.decoders import make_decoder
 from orders_tui.kafka.dlq import header_text
-from orders_tui.kafka.engine import EngineBase, EngineOptions
+from orders_tui.kafka.engine import EngineBase
+from orders_tui.kafka.engine_config import EngineOptions
 from orders_tui.kafka.events import (
     RETRY_ROWS_PER_SECOND,
     Notice,
@@ -50,28 +51,24 @@ class Observer(EngineBase):
         self._wanted: bool | None = None  # a pause (True) or resume asked for, not sent yet
         self._lock = threading.Lock()
 
-    @property
-    def fleet(self) -> Fleet:
+    def _fleet_seen(self) -> Fleet:
         """A copy: the fleet thread goes on updating its own."""
         with self._lock:
             return Fleet(self._fleet.group, dict(self._fleet.members))
 
-    @property
-    def stats(self) -> PipelineStats:
+    def _stats(self) -> PipelineStats:
         now = time.time()
         with self._lock:
             stats = self._fleet.totals(now)
             stats.rate = self._rate.copy()  # the fleet thread goes on adding to its own
         return stats
 
-    @property
-    def paused(self) -> bool:
+    def _pause_requested(self) -> bool:
         if self._wanted is not None:
             return self._wanted
         return self._command is not None and self._command.paused
 
-    @property
-    def pipeline_paused(self) -> bool:
+    def _pause_in_effect(self) -> bool:
         """Every live member paused, having obeyed the latest command."""
         command = self._command
         if command is None or not command.paused:
@@ -80,9 +77,8 @@ class Observer(EngineBase):
             live = self._fleet.live(time.time())
         return bool(live) and all(m.paused and m.control_seq >= command.seq for m in live)
 
-    def toggle_pause(self) -> bool:
-        self._wanted = not self.paused
-        return self._wanted
+    def _set_paused(self, paused: bool) -> None:
+        self._wanted = paused  # sent by the fleet thread
 
     def _run_threads(self) -> None:
         self._spawn(self._follow_fleet, "orders-tui-fleet")

@@ -16,15 +16,15 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from orders_tui.domain.stats import PipelineStats
-from orders_tui.kafka.commands import EngineCommand, Produce, Replay, SetPaused, SetStreaming, Stop
+from orders_tui.kafka.commands import EngineCommand, Replay, SetPaused, SetStreaming, Stop
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.dlq import DlqEntry
-from orders_tui.kafka.engine import Engine, EngineOptions, coalesce
+from orders_tui.kafka.engine import Engine, coalesce, replay_refusal
+from orders_tui.kafka.engine_api import EngineView
+from orders_tui.kafka.engine_config import EngineOptions
 from orders_tui.kafka.events import EngineEnded, EventQueue, Notice
 from orders_tui.kafka.redrive import replay_targets
 
@@ -34,16 +34,12 @@ ENGINE_LOG = Path.home() / ".cache" / "orders-tui" / "engine.log"
 SNAPSHOT_EVERY = 0.1  # seconds: the dashboard's tick
 
 
-@dataclass
+@dataclass(frozen=True)
 class Snapshot:
+    """What the child sends every SNAPSHOT_EVERY: the events since the last, and its view."""
+
     events: list
-    stats: PipelineStats
-    lag: dict[int, int]
-    pipeline_paused: bool
-    streaming: bool
-    stream_waiting: bool
-    produced: int
-    connected: bool = False
+    view: EngineView
 
 
 def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) -> None:
@@ -63,19 +59,8 @@ def _serve(conn: Connection, settings: KafkaSettings, options: EngineOptions) ->
                     command: EngineCommand = conn.recv()
                     if isinstance(command, Stop):
                         break
-                    _apply(engine, command)
-                conn.send(
-                    Snapshot(
-                        coalesce(engine.events.drain()),
-                        engine.stats,
-                        dict(engine.lag),
-                        engine.pipeline_paused,
-                        engine.streaming,
-                        engine.stream_waiting,
-                        engine.produced,
-                        engine.connected,
-                    )
-                )
+                    engine.send(command)
+                conn.send(Snapshot(coalesce(engine.events.drain()), engine.view()))
             except (EOFError, BrokenPipeError, ConnectionResetError):
                 break  # the dashboard is gone
     finally:
@@ -120,40 +105,20 @@ def last_log_lines(pid: int | None, log: Path = ENGINE_LOG) -> list[str]:
     return lines[-LOG_LINES_SHOWN:]
 
 
-def _apply(engine: Engine, command: EngineCommand) -> None:
-    match command:
-        case Produce(count):
-            engine.produce_batch(count)
-        case SetStreaming(on) if on != engine.streaming:
-            engine.toggle_stream()
-        case SetPaused(paused) if paused != engine.paused:
-            engine.toggle_pause()
-        case Replay(entry):
-            engine.replay(entry)
-
-
 class EngineProcess:
-    """What the dashboard calls; each request is one typed message to the child."""
-
-    fleet = None  # one member: the dashboard's own figures
-    ended: str | None = None  # why the engine process ended unasked
+    """The engine in a child process: each command is one message to the child, and the
+    child sends a snapshot of its view (with the events since the last) ten times a
+    second."""
 
     def __init__(self, settings: KafkaSettings, options: EngineOptions | None = None) -> None:
         self.settings = settings
         self.options = options or EngineOptions()
-        self.config = self.options.config
-        self.batch_size = self.options.batch_size
-        self.max_replays = self.options.max_replays
-        self.rate = self.options.rate
         self.events = EventQueue()
-        self.stats = PipelineStats()
-        self.lag: dict[int, int] = {}
-        self.connected = False
-        self.paused = False  # requested
-        self.pipeline_paused = False  # in effect
-        self.streaming = False
-        self.stream_waiting = False
-        self.produced = 0
+        self._view = EngineView()  # the child's latest, replaced whole by the link thread
+        # What this side asked last: shown at once, before the child's next snapshot.
+        self._paused = False
+        self._streaming = False
+        self._ended: str | None = None  # why the engine process ended unasked
         self._conn: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._send_lock = threading.Lock()
@@ -192,11 +157,8 @@ class EngineProcess:
                     self._ended()
                 return
             self.events.put_all(snapshot.events)
-            self.stats, self.lag = snapshot.stats, snapshot.lag
-            self.pipeline_paused = snapshot.pipeline_paused
-            self.streaming, self.produced = snapshot.streaming, snapshot.produced
-            self.stream_waiting = snapshot.stream_waiting
-            self.connected = snapshot.connected
+            self._view = snapshot.view
+            self._streaming = snapshot.view.streaming
 
     def _ended(self) -> None:
         """The child is gone unasked (a crash, a kill): say how, and what it said last."""
@@ -208,8 +170,7 @@ class EngineProcess:
             why += f"; the last lines of {ENGINE_LOG}:\n" + "\n".join(lines)
         else:
             why += f"; see {ENGINE_LOG}"
-        self.connected = False
-        self.ended = why
+        self._ended = why
         self.events.put(EngineEnded(why))
 
     def _send(self, command: EngineCommand) -> None:
@@ -232,22 +193,26 @@ class EngineProcess:
             self._conn.close()
             self._conn = None
 
-    def produce_batch(self, count: int | None = None) -> None:
-        self._send(Produce(count or self.batch_size))
+    def view(self) -> EngineView:
+        view = replace(self._view, paused=self._paused, streaming=self._streaming)
+        if self._ended is not None:
+            return replace(view, connected=False, ended=self._ended)
+        return view
 
-    def toggle_stream(self) -> None:
-        self.streaming = not self.streaming
-        self._send(SetStreaming(self.streaming))
-
-    def toggle_pause(self) -> bool:
-        self.paused = not self.paused
-        self._send(SetPaused(self.paused))
-        return self.paused
-
-    def replay(self, entry: DlqEntry) -> bool:
-        refusal = Engine.replay_refusal(entry, self.max_replays, replay_targets(self.settings))
-        if refusal:
-            self.events.put(Notice(refusal, error=True))
-            return False
-        self._send(Replay(entry))
-        return True
+    def send(self, command: EngineCommand) -> None:
+        match command:
+            case SetPaused(paused):
+                self._paused = paused
+            case SetStreaming(on):
+                self._streaming = on
+            case Replay(entry):
+                refusal = replay_refusal(
+                    entry, self.options.max_replays, replay_targets(self.settings)
+                )
+                if refusal:  # said at once, as the engine itself would
+                    self.events.put(Notice(refusal, error=True))
+                    return
+            case Stop():
+                self.stop()
+                return
+        self._send(command)

@@ -16,9 +16,10 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
+from orders_tui.kafka.commands import Produce, Replay, SetPaused, SetStreaming
 from orders_tui.kafka.decoders import make_decoder
-from orders_tui.kafka.engine import DlqEntrySeen, coalesce
-from orders_tui.kafka.engine_api import EngineApi
+from orders_tui.kafka.engine import DlqEntrySeen, coalesce, replay_refusal
+from orders_tui.kafka.engine_api import EngineApi, EngineView
 from orders_tui.kafka.events import (
     EngineEnded,
     EngineStatus,
@@ -29,6 +30,7 @@ from orders_tui.kafka.events import (
     RetryFinished,
     RetryScheduled,
 )
+from orders_tui.kafka.redrive import replay_targets
 from orders_tui.kafka.workbench import Workbench
 from orders_tui.ui.footer import Footer
 from orders_tui.ui.panes.aggregates import AggregatesPane
@@ -85,7 +87,7 @@ class OrdersApp(App[None]):
         self.read_only = read_only
         self.clock = clock
         self.start_engine = start_engine
-        self.decode = make_decoder(engine.settings, engine.config.schema_id)
+        self.decode = make_decoder(engine.settings, engine.options.config.schema_id)
         self.workbench: Workbench | None = None
         # Kept as attributes: query_one() searches the active screen, which is a modal
         # while a DLQ entry or the help is open.
@@ -157,22 +159,23 @@ class OrdersApp(App[None]):
         if len(events) < BUSY_EVENTS or self._ticks % BUSY_REPAINT_EVERY == 0:
             for pane in (orders, retries, dlq):
                 pane.flush()
+        view = self.engine.view()
         if self._ticks % AGGREGATES_EVERY == 0:
             now = self.clock()
-            self.aggregates.show(self.engine.stats, self.engine.lag, now)
-            if self.engine.fleet is not None:
-                self.aggregates.show_fleet(self.engine.fleet, now)
-        stream = (self.engine.streaming, self.engine.stream_waiting)
-        if status_changed or stream != self._stream_shown:
-            self.refresh_status()
+            self.aggregates.show(view.stats, view.lag, now)
+            if view.fleet is not None:
+                self.aggregates.show_fleet(view.fleet, now)
+        if status_changed or (view.streaming, view.stream_waiting) != self._stream_shown:
+            self.refresh_status(view)
 
-    def refresh_status(self) -> None:
+    def refresh_status(self, view: EngineView | None = None) -> None:
         engine, settings = self.engine, self.engine.settings
-        self._stream_shown = (engine.streaming, engine.stream_waiting)
+        view = view or engine.view()
+        self._stream_shown = (view.streaming, view.stream_waiting)
         line = Text()
         line.append("Kafka ", style="bold")
         line.append_text(literal(settings.bootstrap_servers))
-        if engine.ended is not None:
+        if view.ended is not None:
             line.append("  ● engine stopped", style="bold red")
         elif self.connected is None:
             line.append("  ● connecting…", style="bold yellow")
@@ -180,17 +183,17 @@ class OrdersApp(App[None]):
             line.append("  ● connected", style="bold green")
         else:
             line.append("  ● disconnected", style="bold red")
-        line.append("   fleet " if engine.fleet is not None else "   consumer ")
-        if engine.ended is not None:
+        line.append("   fleet " if view.fleet is not None else "   consumer ")
+        if view.ended is not None:
             line.append("STOPPED", style="bold red")
-        elif engine.paused:
+        elif view.paused:
             line.append("PAUSED", style="bold black on yellow")
         else:
             line.append("RUNNING", style="bold green")
-        if engine.streaming and engine.stream_waiting:  # before the names, which may be cut
+        if view.streaming and view.stream_waiting:  # before the names, which may be cut
             line.append("   stream waiting for Kafka", style="bold yellow")
-        elif engine.streaming:
-            line.append(f"   streaming {engine.rate:g}/s", style="bold magenta")
+        elif view.streaming:
+            line.append(f"   streaming {engine.options.rate:g}/s", style="bold magenta")
         if settings.registry is not None and not self.registry_reachable:
             line.append("   registry ● unreachable: records wait", style="bold red")
         elif settings.registry is not None:
@@ -198,14 +201,14 @@ class OrdersApp(App[None]):
         if self.read_only:
             line.append("   read-only", style="bold black on cyan")
         line.append("   group ")
-        line.append_text(literal(engine.config.group, "bold"))
+        line.append_text(literal(engine.options.config.group, "bold"))
         line.append("   ")
         line.append_text(literal(f"{settings.topic} → {settings.dlq_topic}"))
         self.status.update(line)
         banner = self.banner
-        if engine.ended is not None:
+        if view.ended is not None:
             banner.display = True
-            why = engine.ended[:1].upper() + engine.ended[1:]
+            why = view.ended[:1].upper() + view.ended[1:]
             banner.update(Text("\n").join(literal(line) for line in why.splitlines()))
             return
         banner.display = self.connected is False and bool(self.status_detail)
@@ -218,7 +221,7 @@ class OrdersApp(App[None]):
 
     def engine_gone(self) -> bool:
         """Whether the engine has ended; says so, for a key that needs it."""
-        if self.engine.ended is None:
+        if self.engine.view().ended is None:
             return False
         self.notify(ENGINE_GONE, severity="error")
         return True
@@ -226,19 +229,20 @@ class OrdersApp(App[None]):
     def action_produce(self) -> None:
         if self.engine_gone():
             return
-        self.engine.produce_batch()
-        self.notify(f"producing {self.engine.batch_size} orders", timeout=1.5)
+        count = self.engine.options.batch_size
+        self.engine.send(Produce(count))
+        self.notify(f"producing {count} orders", timeout=1.5)
 
     def action_stream(self) -> None:
         if self.engine_gone():
             return
-        self.engine.toggle_stream()
+        self.engine.send(SetStreaming(not self.engine.view().streaming))
         self.refresh_status()
 
     def action_toggle_pause(self) -> None:
         if self.engine_gone():
             return
-        self.engine.toggle_pause()
+        self.engine.send(SetPaused(not self.engine.view().paused))
         self.refresh_status()
 
     def action_replay_selected(self) -> None:
@@ -253,8 +257,13 @@ class OrdersApp(App[None]):
     def replay(self, entry) -> None:
         if self.engine_gone():
             return
-        if self.engine.replay(entry):
-            self.notify(f"replaying {entry.partition}/{entry.offset}…", timeout=1.5)
+        engine = self.engine
+        refusal = replay_refusal(entry, engine.options.max_replays, replay_targets(engine.settings))
+        if refusal:
+            notify_literally(self, refusal, severity="error")
+            return
+        engine.send(Replay(entry))
+        self.notify(f"replaying {entry.partition}/{entry.offset}…", timeout=1.5)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -268,8 +277,8 @@ class OrdersApp(App[None]):
         self.push_screen(
             WorkbenchScreen(
                 self.workbench,
-                engine.max_replays,
-                engine.config.group,
+                engine.options.max_replays,
+                engine.options.config.group,
                 edit_filter=edit_filter,
                 read_only=self.read_only,
             )
@@ -288,7 +297,7 @@ class OrdersApp(App[None]):
         self.notify("stopping: committing what is done…", timeout=2)
         await asyncio.to_thread(self.engine.stop, 1.8)
         # An engine that ended unasked is a failure a script running us should see.
-        self.exit(return_code=1 if self.engine.ended is not None else 0)
+        self.exit(return_code=1 if self.engine.view().ended is not None else 0)
 
     def on_unmount(self) -> None:
         # Any other way out (ctrl+c, an error) still lets the engine commit.
