@@ -175,8 +175,7 @@ async def test_the_dashboard_reads_hostile_records_and_its_engine_lives_on(setti
             await wait_for(
                 pilot,
                 lambda: (
-                    engine.view().stats.processed == len(good)
-                    and app.dlq.row_count == len(CORPUS)
+                    engine.view().stats.processed == len(good) and app.dlq.row_count == len(CORPUS)
                 ),
                 timeout=60,
             )
