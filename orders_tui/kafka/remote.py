@@ -118,7 +118,7 @@ class EngineProcess:
         # What this side asked last: shown at once, before the child's next snapshot.
         self._paused = False
         self._streaming = False
-        self._ended: str | None = None  # why the engine process ended unasked
+        self._ended_why: str | None = None  # why the engine process ended unasked
         self._conn: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._send_lock = threading.Lock()
@@ -170,7 +170,7 @@ class EngineProcess:
             why += f"; the last lines of {ENGINE_LOG}:\n" + "\n".join(lines)
         else:
             why += f"; see {ENGINE_LOG}"
-        self._ended = why
+        self._ended_why = why
         self.events.put(EngineEnded(why))
 
     def _send(self, command: EngineCommand) -> None:
@@ -195,8 +195,8 @@ class EngineProcess:
 
     def view(self) -> EngineView:
         view = replace(self._view, paused=self._paused, streaming=self._streaming)
-        if self._ended is not None:
-            return replace(view, connected=False, ended=self._ended)
+        if self._ended_why is not None:
+            return replace(view, connected=False, ended=self._ended_why)
         return view
 
     def send(self, command: EngineCommand) -> None:
