@@ -19,6 +19,7 @@ each `produce()` 2 us slower).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from orders_tui.kafka.config import KafkaSettings
 from orders_tui.kafka.producer import make_producer, produce_when_room
 
 COMMIT_EVERY = 0.1  # seconds between checkpoints
+# Writes held while a commit runs, at most: beyond, the loop waits for the commit.
+HELD_MAX = 10_000
 # A record as large as librdkafka's consumer accepts (receive.message.max.bytes, 100 MB)
 # can be copied: the producer's own limit (1 MB by default) would refuse it locally.
 MAX_RECORD_BYTES = 100_000_000 + 1_000_000
@@ -101,7 +104,12 @@ class Delivery:
         """Ready to write (transactions initialised); may raise KafkaException."""
 
     def settle(
-        self, offsets: list[TopicPartition], consumer: Consumer, timeout: float, give_up: float
+        self,
+        offsets: list[TopicPartition],
+        consumer: Consumer,
+        timeout: float,
+        give_up: float,
+        wait: bool = True,
     ) -> bool:
         """Make everything written so far durable, with the source offsets where the
         guarantee allows. True when it is; False when not yet (try again later).
@@ -137,7 +145,12 @@ class AtLeastOnce(Delivery):
         )
 
     def settle(
-        self, offsets: list[TopicPartition], consumer: Consumer, timeout: float, give_up: float
+        self,
+        offsets: list[TopicPartition],
+        consumer: Consumer,
+        timeout: float,
+        give_up: float,
+        wait: bool = True,
     ) -> bool:
         return self.producer.flush(timeout) == 0
 
@@ -171,18 +184,34 @@ class Transactional(Delivery):
                 **_callbacks(on_refused, on_error, on_stats),
             )
         )
-        self._committing = False
-        self._running: _Call | None = None  # a transactional call not finished yet
+        self._committing = False  # the offsets are in the transaction: only its commit is left
+        self._running: _Call | None = None  # the commit's call, not finished yet
+        self._commit: Callable[[], None] | None = None  # the commit begun, not completed
+        # Writes made while a commit runs: they join the next transaction.
+        self._held: list[tuple[str, bytes | None, bytes | None, list]] = []
         # A settle that failed: until one succeeds nothing more joins the transaction, so
         # that, should it end in an abort, only one checkpoint's work is done again (a
         # coordinator away for 5 s under 2,000 orders/s made 2,232 of a partition's).
         self._unsettled = False
+        self.in_flight = False  # the last settle left its commit running (not a failure)
+        self._stage = ""  # the call the commit is in, for a line when it is stuck
         self.last_error = ""
         self._interrupt = interrupt  # set: stop waiting for a stuck call at once
 
     @property
     def blocked(self) -> bool:
-        return self._committing or self._unsettled or self._running is not None
+        return self._unsettled or len(self._held) >= HELD_MAX
+
+    @property
+    def committing(self) -> bool:
+        """A commit was begun and has not completed: settle goes on with it."""
+        return self._commit is not None
+
+    def write(self, topic: str, value: bytes | None, key: bytes | None, headers: list) -> None:
+        if self._commit is not None:
+            self._held.append((topic, value, key, headers))
+            return
+        super().write(topic, value, key, headers)
 
     def refuses(self, error: KafkaError) -> bool:
         return error.code() not in TRANSACTION_STATE_ERRORS
@@ -193,29 +222,40 @@ class Transactional(Delivery):
         self.producer.begin_transaction()
 
     def settle(
-        self, offsets: list[TopicPartition], consumer: Consumer, timeout: float, give_up: float
+        self,
+        offsets: list[TopicPartition],
+        consumer: Consumer,
+        timeout: float,
+        give_up: float,
+        wait: bool = True,
     ) -> bool:
+        """Send `offsets` to the transaction and commit it, on a thread of its own (see
+        _complete). With `wait` false the commit is left running when it has not
+        finished (`in_flight`), and the loop goes on: what it writes meanwhile is held
+        for the next transaction, whose offsets come after them."""
         producer = self.producer
-        self.waiting = False
+        self.waiting = self.in_flight = False
         try:
-            if not self._committing:
-                if offsets:
-                    metadata = consumer.consumer_group_metadata()
-                    self._complete(
-                        give_up, producer.send_offsets_to_transaction, offsets, metadata, timeout
-                    )
-                self._committing = True
-            # A commit that timed out (the broker is away) must be completed by calling it
-            # again, and nothing may be written meanwhile: `blocked` says so.
-            self._complete(give_up, producer.commit_transaction, timeout)
+            if self._commit is None:
+                metadata = consumer.consumer_group_metadata() if offsets else None
+                self._commit = functools.partial(self._send_and_commit, offsets, metadata, timeout)
+            self._complete(give_up, self._commit, wait=wait)
+            self._commit = None
             self._committing = self._unsettled = False
             producer.begin_transaction()
+            held, self._held = self._held, []
+            for record in held:
+                super().write(*record)
             return True
+        except _InFlight:
+            self.in_flight = True
+            return False
         except _Interrupted:
             self.last_error = "interrupted by a stop"
             self._unsettled = True
             return False
         except KafkaException as exc:
+            self._commit = None  # the next settle calls again (only the commit, once sent)
             error: KafkaError = exc.args[0]
             if error.fatal():
                 raise ProducerFailed(error.str()) from None
@@ -228,6 +268,19 @@ class Transactional(Delivery):
             self._unsettled = True
             return False
 
+    def _send_and_commit(
+        self, offsets: list[TopicPartition], metadata: object, timeout: float
+    ) -> None:
+        """The commit's call (its own thread). A commit that timed out (the broker is
+        away) must be completed by calling it again, the offsets not sent twice."""
+        if not self._committing:
+            if offsets:
+                self._stage = "send_offsets_to_transaction"
+                self.producer.send_offsets_to_transaction(offsets, metadata, timeout)
+            self._committing = True
+        self._stage = "commit_transaction"
+        self.producer.commit_transaction(timeout)
+
     def abort(self, timeout: float) -> bool:
         """Abort the open transaction and open the next one. False when that failed (the
         broker is away, or a call of the transaction still runs): the transaction may
@@ -236,6 +289,7 @@ class Transactional(Delivery):
         if self._running is not None:
             return False
         self._committing = self._unsettled = False
+        self._commit, self._held = None, []  # redone after the rewind
         try:
             self.producer.abort_transaction(timeout)
             self.producer.begin_transaction()
@@ -243,7 +297,7 @@ class Transactional(Delivery):
             return False
         return True
 
-    def _complete(self, give_up: float, call: Callable[..., None], *args: object) -> None:
+    def _complete(self, give_up: float, call: Callable[[], None], wait: bool = True) -> None:
         """Run a transactional call on a thread of its own, or go on waiting for the one
         a stop interrupted (librdkafka refuses a second call while the first runs, and
         the transaction would stay open). Gives up after `give_up` seconds: librdkafka's
@@ -252,10 +306,11 @@ class Transactional(Delivery):
         broker restart); the producer is then replaced (ProducerFailed) and the new one,
         with the same transactional id, fences the old. `_Interrupted` as soon as the
         interrupt is set: a stop must not wait here. Meanwhile the producer's callbacks
-        are served, so an outage is still reported."""
+        are served, so an outage is still reported. Without `wait`, `_InFlight` when the
+        call has not finished yet (CallStuck once it is `give_up` seconds old)."""
         running = self._running
         if running is None or running.call != call:
-            running = self._running = _Call(call, args)
+            running = self._running = _Call(call, ())
 
         def between() -> None:
             if self._interrupt.is_set():
@@ -264,9 +319,13 @@ class Transactional(Delivery):
                 self.producer.poll(0)
 
         try:
-            running.wait(give_up, between)
+            if wait:
+                running.wait(give_up, between)
+            elif not running.check(give_up):
+                raise _InFlight
         except CallStuck as exc:
-            raise ProducerFailed(str(exc)) from None
+            stuck = f"{self._stage} did not return within {give_up:.1f} s" if self._stage else exc
+            raise ProducerFailed(str(stuck)) from None
         finally:
             if running.finished:
                 self._running = None
@@ -301,6 +360,7 @@ class _Call:
 
     def __init__(self, call: Callable[..., None], args: tuple) -> None:
         self.call = call
+        self.started = time.monotonic()
         self.finished = False
         self.error: BaseException | None = None
         self.thread = threading.Thread(
@@ -323,10 +383,23 @@ class _Call:
             self.thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
             if between is not None and not self.finished:
                 between()
+        self.check(give_up)
+
+    def check(self, give_up: float) -> bool:
+        """Whether the call has finished (its error raised when it failed); CallStuck
+        when it has not and started `give_up` seconds ago or more."""
         if not self.finished:
-            raise CallStuck(f"{self.call.__name__} did not return within {give_up:.1f} s")
+            if time.monotonic() - self.started >= give_up:
+                name = getattr(self.call, "__name__", None) or self.call.func.__name__
+                raise CallStuck(f"{name} did not return within {give_up:.1f} s")
+            return False
         if self.error is not None:
             raise self.error
+        return True
+
+
+class _InFlight(Exception):
+    """The call goes on running: asked again at the next settle."""
 
 
 class _Interrupted(Exception):

@@ -30,7 +30,7 @@ class AtLeastOnceCheckpoint(Checkpoint):
     def track_written(self, tracker: PartitionOffsets, offset: int) -> None:
         tracker.track(offset)  # done once the record is acknowledged
 
-    def _settle(self, timeout: float, give_up: float) -> bool:
+    def _settle(self, timeout: float, give_up: float, wait: bool) -> bool:
         state = self.state
         letters = state.letters
         if letters:

@@ -33,22 +33,23 @@ class Checkpoint:
         self.rewind: Callable[[str], None] = _unset
         self.replace_producer: Callable[[str], None] = _unset
 
-    def checkpoint(self, timeout: float, give_up: float = STUCK_AFTER) -> bool:
+    def checkpoint(self, timeout: float, give_up: float = STUCK_AFTER, wait: bool = True) -> bool:
         """Make what was written durable and commit (or store) the offsets of what is
         done. The outcome log is written before the offsets that cover it. True when
         everything so far is settled. `give_up` bounds a transactional call that ignores
-        its timeout."""
+        its timeout. Without `wait` a commit may be left running while the loop goes on
+        (exactly-once: the writes made meanwhile join the next transaction)."""
         self.last = time.monotonic()
         state = self.state
         if state.fatal is not None or state.consumer is None or state.producer_broken:
             return False
         if self.outcomes.failed:
             return False
-        return self._settle(timeout, give_up)
+        return self._settle(timeout, give_up, wait)
 
     # ---- what each guarantee does its own way ----
 
-    def _settle(self, timeout: float, give_up: float) -> bool:
+    def _settle(self, timeout: float, give_up: float, wait: bool) -> bool:
         raise NotImplementedError
 
     def new_delivery(

@@ -14,12 +14,15 @@ from orders_tui.kafka.pipeline.checkpoint import Checkpoint
 from orders_tui.kafka.pipeline.tuning import POLL_TIMEOUT
 
 SLOW_COMMIT_GRACE = 5.0  # a transaction's commit still not done after this is a failure
+# The client's timeout for a commit the loop does not wait on (it goes on consuming).
+BACKGROUND_CALL_TIMEOUT = 1.0
 
 
 class ExactlyOnceCheckpoint(Checkpoint):
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
         self._in_commit: list[TopicPartition] = []  # offsets of the transaction committing
+        self._in_commit_letters = 0  # the letters the commit covers (the first ones)
         self._letters_logged = 0  # of the letters, already in the outcome log
         self._unsettled_since: float | None = None  # the first of checkpoints not settled
 
@@ -49,23 +52,26 @@ class ExactlyOnceCheckpoint(Checkpoint):
     def track_written(self, tracker: PartitionOffsets, offset: int) -> None:
         tracker.track_done(offset)  # durable with the offsets, in one transaction
 
-    def _settle(self, timeout: float, give_up: float) -> bool:
+    def _settle(self, timeout: float, give_up: float, wait: bool) -> bool:
         state, delivery = self.state, self._delivery
         if state.down_since is not None:
             return False  # a coordinator request now could block for good (see delivery)
-        letters = state.letters
-        if delivery.blocked:
-            offsets = self._in_commit  # already sent with the commit being completed
+        if delivery.committing or delivery.blocked:
+            offsets = self._in_commit  # the commit begun goes on
         else:
             offsets = self.changed_offsets()
-            if not offsets and not letters:
+            if not offsets and not state.letters:
                 return True
-            self._in_commit = offsets
-        self.outcomes.dead_lettered(letters[self._letters_logged :])
-        self._letters_logged = len(letters)
-        self.outcomes.write()
+            # This commit covers the letters written so far; those written while it
+            # runs are held by the delivery for the next transaction.
+            self._in_commit, self._in_commit_letters = offsets, len(state.letters)
+            self.outcomes.dead_lettered(state.letters[self._letters_logged :])
+            self._letters_logged = len(state.letters)
+            self.outcomes.write()
+            if not wait:  # not waited on: the client may take as long as a commit needs
+                timeout = max(timeout, BACKGROUND_CALL_TIMEOUT)
         try:
-            settled = delivery.settle(offsets, state.consumer, timeout, give_up)
+            settled = delivery.settle(offsets, state.consumer, timeout, give_up, wait)
         except TransactionAborted as exc:
             self.rewind(f"the transaction was aborted ({exc})")
             return False
@@ -76,6 +82,8 @@ class ExactlyOnceCheckpoint(Checkpoint):
         except KafkaRefused as exc:
             state.refuse(exc)
             return False
+        if delivery.in_flight:
+            return False  # still committing: the loop goes on meanwhile
         if not settled:
             state.be_careful()
             now = time.monotonic()
@@ -94,13 +102,19 @@ class ExactlyOnceCheckpoint(Checkpoint):
         for tp in offsets:
             state.stored[tp.topic, tp.partition] = tp.offset
             state.committed[tp.topic, tp.partition] = tp.offset
-        state.letters, self._letters_logged = [], 0
-        self.durable(letters)
+        count = self._in_commit_letters
+        durable, state.letters = state.letters[:count], state.letters[count:]
+        self._letters_logged -= count
+        self._in_commit_letters = 0
+        self.durable(durable)
+        if wait and (state.letters or self.changed_offsets()):
+            # What was done while that commit ran: committed too, before this returns.
+            return self._settle(timeout, give_up, wait)
         return True
 
     def forget_writes(self) -> None:
         super().forget_writes()
-        self._letters_logged = 0
+        self._letters_logged = self._in_commit_letters = 0
 
     def before_revoke(self, budget: float) -> None:
         self.checkpoint(budget, budget)
