@@ -304,3 +304,28 @@ async def test_the_orders_pane_follows_the_newest_until_the_cursor_moves_up():
         await pilot.press("end")
         await pilot.pause()
         assert "│ 0/119 " in screen_text(app)
+
+
+def test_the_lag_line_counts_one_partition_as_one():
+    from orders_tui.ui.panes.aggregates import lag_line
+
+    assert lag_line({0: 0}).plain == "lag 0  (1 partition)"
+    assert lag_line({0: 0, 1: 12}).plain == "lag 12  worst p1 12  (2 partitions)"
+
+
+async def test_a_dialog_keeps_its_line_breaks_and_shows_a_records_text_literally():
+    """The redrive confirmation and history are the app's own lines: they break where it
+    says; a reason or a topic inside them is still shown as written, escapes and all."""
+    from orders_tui.ui.screens.dialogs import Confirm
+
+    app = sample_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(Confirm("Redrive 3 entries?\n\nreason: bad \x1b[31mred\n\nenter: redrive"))
+        await pilot.pause()
+        text = screen_text(app)
+    lines = text.splitlines()
+    first = next(n for n, line in enumerate(lines) if "Redrive 3 entries?" in line)
+    reason = next(n for n, line in enumerate(lines) if "reason: bad \\x1b[31mred" in line)
+    last = next(n for n, line in enumerate(lines) if "enter: redrive" in line)
+    assert first < reason < last  # a line each, in order; the escape shown, not sent
+    assert "\\x0a" not in text and "\x1b" not in text

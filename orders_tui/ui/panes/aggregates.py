@@ -193,7 +193,8 @@ def lag_line(lag: dict[int, int]) -> Text:
     worst = [(p, n) for p, n in by_lag(lag) if n][:LAG_NAMED]
     if worst:
         text.append("  worst " + ", ".join(f"p{p} {n:,}" for p, n in worst))
-    text.append(f"  ({len(lag)} partitions)", style="dim")
+    count = len(lag)
+    text.append(f"  ({count} partition{'' if count == 1 else 's'})", style="dim")
     return text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
@@ -42,7 +43,9 @@ class Confirm(ModalScreen[bool]):
         self.question = question
 
     def compose(self) -> ComposeResult:
-        yield Static(literal(self.text), id="confirm")
+        # The dialog's own line breaks stay line breaks; within each line anything a
+        # record or a broker put there is shown literally (the breaks read `\x0a`).
+        yield Static(Text("\n").join(literal(line) for line in self.text.split("\n")), id="confirm")
         yield Footer()
 
     def action_yes(self) -> None:
