@@ -810,3 +810,26 @@ def test_a_member_that_holds_nothing_while_work_waits_says_so_again_and_again(mo
     idle = [line for line in said if line.startswith("holding no partition")]
     assert len(idle) >= 2
     assert "4,411 records wait in group 'unit' (orders[2] 4,411)" in idle[0]
+
+
+def test_a_fresh_brokers_missing_transaction_coordinator_is_said_as_expected_once():
+    """A fresh broker answers the first transactional producer `Not coordinator` while it
+    makes its transaction state topic: a wait, said as such, not the broker's words."""
+    said: list[str] = []
+    pipeline = _exactly_once_pipeline(said)
+    answers = [KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, None]
+
+    class FreshBrokerDelivery:
+        def begin(self, timeout: float) -> None:
+            code = answers.pop(0)
+            if code is not None:
+                raise KafkaException(KafkaError(code, "Failed to initialize Producer ID: Broker: "
+                                                "Not coordinator", retriable=True))  # fmt: skip
+
+        def poll(self, timeout: float) -> None:
+            pass
+
+    pipeline.state.delivery = FreshBrokerDelivery()
+    pipeline.run_clients.begin()
+    assert answers == []  # it waited through both, then started
+    assert said == ["waiting for the transaction coordinator (a new broker takes a few seconds)"]

@@ -8,7 +8,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from orders_tui.errors import KafkaRefused
 from orders_tui.kafka.access import is_authorization_failure, not_authorized_text
@@ -22,6 +22,16 @@ from orders_tui.kafka.pipeline.connection import Connection
 from orders_tui.kafka.pipeline.rebalance import Rebalance
 from orders_tui.kafka.pipeline.run_state import RunState
 from orders_tui.kafka.pipeline.tuning import CLASSIC_PROTOCOL_ONLY, CONSUMER_DEFAULTS
+
+# Answers of a transaction coordinator that is not there yet (a fresh broker creates and
+# loads __transaction_state first), not of a failure.
+COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
 
 
 def _give_up(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -151,9 +161,15 @@ class RunClients:
                         f"cannot start a transaction ({error.str()}): the cluster must allow "
                         "transactions (or run with --at-least-once)"
                     ) from None
-                state.reports.report(
-                    "begin", f"waiting for Kafka to start a transaction: {error.str()}", error=True
-                )
+                if error.code() in COORDINATOR_NOT_READY:
+                    # Expected on a fresh broker: its transaction state topic is made and
+                    # loaded at the first transactional producer's start.
+                    text = (
+                        "waiting for the transaction coordinator (a new broker takes a few seconds)"
+                    )
+                else:
+                    text = f"waiting for Kafka to start a transaction: {error.str()}"
+                state.reports.report("begin", text, error=True)
                 with contextlib.suppress(ProducerFailed):  # fatal: the next begin says so
                     state.delivery.poll(0)  # its error callback tells of an outage
 
