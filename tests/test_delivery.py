@@ -6,12 +6,13 @@ tested on the real broker in test_crash_safety.py."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.delivery import TransactionAborted, Transactional
+from orders_tui.kafka.delivery import IN_FLIGHT_MAX, TransactionAborted, Transactional
 
 
 class SlowProducer:
@@ -83,6 +84,8 @@ def test_writes_made_while_a_commit_runs_wait_for_the_next_transaction():
     assert txn.in_flight and not txn.blocked  # the loop reads and routes meanwhile
     txn.write("dlq", b"during", b"k", [])
     assert producer.calls == ["produce before", "send_offsets"]
+    time.sleep(IN_FLIGHT_MAX + 0.1)
+    assert txn.blocked  # a commit this slow is waited for: little to redo if it fails
 
     producer.release.set()
     while txn.settle(["offsets"], GroupMember(), timeout=5, give_up=5, wait=False) is False:
