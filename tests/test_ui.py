@@ -329,3 +329,22 @@ async def test_a_dialog_keeps_its_line_breaks_and_shows_a_records_text_literally
     last = next(n for n, line in enumerate(lines) if "enter: redrive" in line)
     assert first < reason < last  # a line each, in order; the escape shown, not sent
     assert "\\x0a" not in text and "\x1b" not in text
+
+
+def test_the_triage_panel_says_from_when_to_when_readably():
+    """A reason's first and last time read as a span (`12-06 05:29 to 12-06 05:30`), not as
+    one run of digits and dashes (`12-06 05:29-12-06 05:30`)."""
+    import time as clock
+
+    from orders_tui.domain.failure import Convention, Failure
+    from orders_tui.domain.triage import Triage
+    from orders_tui.ui.screens.workbench import triage_text
+
+    triage = Triage()
+    first = clock.mktime((2026, 12, 6, 5, 29, 0, 0, 0, -1)) * 1000
+    for minute in (0, 1):
+        failure = Failure(Convention.ORDERS_TUI, "permanent", "price 1200.00 is above", "orders",
+                          0, 7, None, 0)  # fmt: skip
+        triage.add(failure, int(first + minute * 60_000))
+    line = triage_text(triage).plain.splitlines()[1]
+    assert "12-06 05:29 to 12-06 05:30" in line

@@ -443,13 +443,15 @@ def triage_text(triage: Triage) -> Text:
     """The triage panel: the top reasons (1-9 filter to one), by type, by original
     partition, and a sparkline over time."""
     text = Text(
-        f"triage of {triage.total.count:,} entries: count, first-last seen, "
+        f"triage of {triage.total.count:,} entries: count, first to last seen, "
         "reason (press 1-9 to filter to it)\n",
         style="bold",
     )
     ranked = sorted(triage.by_reason.items(), key=lambda item: -item[1].count)[:9]
     for n, ((error_type, reason), group) in enumerate(ranked, start=1):
-        text.append(f" {n}  {group.count:>9,}  {_clock(group.first_ms)}-{_clock(group.last_ms)}  ")
+        text.append(
+            f" {n}  {group.count:>9,}  {_clock(group.first_ms)} to {_clock(group.last_ms)}  "
+        )
         text.append_text(literal(f"[{error_type}] {reason}"))
         text.append("\n")
     by_type = sorted(triage.by_type.items(), key=lambda item: -item[1].count)
