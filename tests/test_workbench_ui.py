@@ -100,7 +100,8 @@ async def test_filter_triage_navigate_select_redrive_export_and_source(settings,
         assert "triage of 120 entries" in triage
         assert "by type: permanent 100 · deserialization 20" in triage
         assert f"by original partition: {settings.topic}[0] 99" in triage
-        assert re.search(r" 1\s+100\s+\S+ \S+-\S+ \S+\s+\[permanent\] price # is above #", triage)
+        first_reason = r" 1\s+100\s+\S+ \S+ to \S+ \S+\s+\[permanent\] price # is above #"
+        assert re.search(first_reason, triage)
         await pilot.press("1")
         await wait_for(pilot, lambda: view().matched == 100 and not view().scanning)
         assert view().where.startswith('type="permanent" reason~')
