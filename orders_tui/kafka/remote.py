@@ -20,13 +20,12 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from orders_tui.kafka.commands import EngineCommand, Replay, SetPaused, SetStreaming, Stop
+from orders_tui.kafka.commands import EngineCommand, SetPaused, SetStreaming, Stop
 from orders_tui.kafka.config import KafkaSettings
-from orders_tui.kafka.engine import Engine, coalesce, replay_refusal
+from orders_tui.kafka.engine import Engine, coalesce
 from orders_tui.kafka.engine_api import EngineView
 from orders_tui.kafka.engine_config import EngineOptions
-from orders_tui.kafka.events import EngineEnded, EventQueue, Notice
-from orders_tui.kafka.redrive import replay_targets
+from orders_tui.kafka.events import EngineEnded, EventQueue
 
 LOG_LINES_SHOWN = 5  # of engine.log, when the engine ends unasked
 
@@ -200,18 +199,13 @@ class EngineProcess:
         return view
 
     def send(self, command: EngineCommand) -> None:
+        """To the child, whose engine applies the replay policy (a refusal comes back
+        as a notice); a pause or stream request shows here at once."""
         match command:
             case SetPaused(paused):
                 self._paused = paused
             case SetStreaming(on):
                 self._streaming = on
-            case Replay(entry):
-                refusal = replay_refusal(
-                    entry, self.options.max_replays, replay_targets(self.settings)
-                )
-                if refusal:  # said at once, as the engine itself would
-                    self.events.put(Notice(refusal, error=True))
-                    return
             case Stop():
                 self.stop()
                 return
